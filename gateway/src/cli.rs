@@ -239,6 +239,24 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_HEARTBEAT_INTERVAL", value_parser = parse_duration, default_value = "30s")]
     pub heartbeat_interval: Duration,
 
+    /// Reload when the policy or an input file changes (the default).
+    #[arg(long, overrides_with = "no_watch")]
+    pub watch: bool,
+
+    /// Do not watch files; reload only on SIGHUP or `POST /reload`.
+    #[arg(long, env = "KEYGATE_NO_WATCH", overrides_with = "watch")]
+    pub no_watch: bool,
+
+    /// After each reload, close connections the new policy denies (the
+    /// default).
+    #[arg(long, overrides_with = "no_revoke_on_reload")]
+    pub revoke_on_reload: bool,
+
+    /// Keep connections open across reloads even if the new policy denies
+    /// them; new decisions still use the new policy.
+    #[arg(long, env = "KEYGATE_NO_REVOKE_ON_RELOAD", overrides_with = "revoke_on_reload")]
+    pub no_revoke_on_reload: bool,
+
     /// Accept RSA signatures made with SHA-1 (`ssh-rsa`). Off by default:
     /// SHA-1 signatures are forgeable in principle; rsa-sha2-256/512 are
     /// accepted.

@@ -1,8 +1,102 @@
 //! `keygate serve`: the gateway.
 
-use crate::cli::ServeArgs;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Run the gateway until interrupted.
-pub async fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("serve is not built yet")
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::gateway::{Gateway, GatewayConfig};
+use crate::policy::{PolicyRuntime, load_policy};
+use crate::reload::{self, Reloader};
+use crate::{admin, ssh};
+
+/// Run the gateway until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = PolicyRuntime::new(args.policy.limits())?;
+    let (source, inputs) = (args.policy.source(), args.policy.inputs());
+    let policy = {
+        let (runtime, source, inputs) = (runtime.clone(), source.clone(), inputs.clone());
+        tokio::task::spawn_blocking(move || load_policy(&runtime, &source, &inputs, None)).await??
+    };
+    tracing::info!(policy.digest = %policy.digest(), policy.source = %policy.source(), "policy loaded");
+    for warning in &policy.warnings {
+        tracing::warn!(%warning, "policy warning");
+    }
+
+    let mut keys = Vec::new();
+    for path in &args.host_key {
+        keys.push(ssh::host_key::load_or_generate(path)?);
+    }
+    let config = GatewayConfig {
+        forward_bind: args.forward_bind,
+        peer_address: args.peer_address.unwrap_or(args.forward_bind),
+        max_forwards: args.max_forwards,
+        heartbeat_interval: args.heartbeat_interval.max(Duration::from_millis(100)),
+        allow_ssh_rsa_sha1: args.allow_ssh_rsa_sha1,
+    };
+    let gateway = Arc::new(Gateway::new(policy, config));
+    let reloader = Arc::new(Reloader::new(runtime, source, inputs, gateway.clone(), !args.no_revoke_on_reload));
+
+    let ssh_listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", args.listen))?;
+    let admin_listener = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("failed to listen on {} (admin)", args.admin_listen))?;
+    tracing::info!(
+        ssh.addr = %ssh_listener.local_addr()?,
+        admin.addr = %admin_listener.local_addr()?,
+        "listening"
+    );
+
+    tokio::spawn(log_exit("admin API", admin::serve(admin_listener, gateway.clone(), reloader.clone())));
+    tokio::spawn(log_exit("SIGHUP handler", reload::on_sighup(reloader.clone())));
+    if !args.no_watch {
+        tokio::spawn(async move {
+            if let Err(e) = reload::on_file_change(reloader).await {
+                tracing::error!(error = %e, "file watching stopped; reload with SIGHUP or POST /reload");
+            }
+        });
+    }
+    let limits = ssh::Limits {
+        login_grace_time: args.login_grace_time,
+        max_auth_tries: args.max_auth_tries,
+        max_startups: args.max_startups,
+        keepalive_interval: nonzero(args.keepalive_interval),
+        keepalive_count: args.keepalive_count,
+        idle_timeout: nonzero(args.idle_timeout),
+    };
+    let config = Arc::new(ssh::config(keys, &limits));
+    tokio::select! {
+        () = ssh::serve(gateway, ssh_listener, config, limits) => {}
+        () = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+fn nonzero(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
+}
+
+async fn log_exit<E: std::fmt::Display>(what: &str, task: impl Future<Output = Result<(), E>>) {
+    if let Err(e) = task.await {
+        tracing::error!(error = %e, "{what} stopped");
+    }
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }
