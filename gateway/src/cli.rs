@@ -67,8 +67,8 @@ pub struct PolicyArgs {
     #[arg(long, env = "KEYGATE_AUTHORIZED_KEYS", value_name = "FILE")]
     pub authorized_keys: Option<PathBuf>,
 
-    /// authorized_keys file for one team, as TEAM:FILE. Repeatable; in the
-    /// environment, separate entries with commas.
+    /// authorized_keys file for one team, as TEAM:FILE. Repeatable, or
+    /// several separated by commas (so paths cannot contain commas).
     #[arg(
         long,
         env = "KEYGATE_TEAM_AUTHORIZED_KEYS",
@@ -86,11 +86,12 @@ pub struct PolicyArgs {
     #[arg(long, env = "KEYGATE_POLICY", value_name = "FILE.wasm")]
     pub policy: Option<PathBuf>,
 
-    /// CPU time one policy decision may take before it is denied as a fault.
+    /// Time one policy decision may run before it is stopped and denied as a
+    /// fault (wall-clock, measured in 5 ms ticks).
     #[arg(long, env = "KEYGATE_POLICY_TIMEOUT", value_parser = parse_duration, default_value = "100ms")]
     pub policy_timeout: Duration,
 
-    /// CPU time the policy's init may take on each load.
+    /// Time the policy's instantiation and init may take on each load.
     #[arg(long, env = "KEYGATE_POLICY_INIT_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub policy_init_timeout: Duration,
 
@@ -181,7 +182,7 @@ pub struct ServeArgs {
 
     /// Host key file, loaded if present; if absent, an ed25519 key is
     /// generated and written there (mode 0600). Repeat for several key
-    /// types; in the environment, separate paths with commas.
+    /// types, or separate paths with commas.
     #[arg(
         long,
         env = "KEYGATE_HOST_KEY",

@@ -10,8 +10,9 @@
 //!
 //! After a successful reload every authenticated connection is checked
 //! again under the new policy (its `connect`, and `register` for each of
-//! its workers' teams). Connections no longer allowed are closed, unless
-//! `--no-revoke-on-reload` is set.
+//! its workers' teams). Connections the new policy denies are closed, unless
+//! `--no-revoke-on-reload` is set. A policy fault during this pass closes
+//! nothing: faults refuse new requests, but never cut live workers off.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -24,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::gateway::Gateway;
-use crate::policy::{Action, DecisionRequest, PolicyInputs, PolicyRuntime, PolicySource, load_policy};
+use crate::policy::{Action, DecisionRequest, Outcome, PolicyInputs, PolicyRuntime, PolicySource, load_policy};
 use crate::registry::unix_now;
 
 /// Quiet time after a file event before reloading, so that a burst of
@@ -133,11 +134,11 @@ impl Reloader {
                 worker,
                 time: SystemTime::now(),
             };
-            let mut denial = gateway.allowed(request(Action::Connect, None, None)).await.err();
+            let mut denial = denied(gateway.decide(request(Action::Connect, None, None)).await);
             if denial.is_none() {
                 for (worker, team) in gateway.registry.of_connection(id) {
-                    if let Err(reason) = gateway.allowed(request(Action::Register, team, Some(worker))).await {
-                        denial = Some(reason);
+                    denial = denied(gateway.decide(request(Action::Register, team, Some(worker))).await);
+                    if denial.is_some() {
                         break;
                     }
                 }
@@ -182,6 +183,20 @@ impl Reloader {
     }
 }
 
+/// The reason to revoke, if the policy explicitly denied. A fault is not a
+/// reason: it already refuses new requests, and turning a broken policy
+/// into a mass disconnect of live workers would make the outage worse.
+fn denied(outcome: Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Deny(reason) => Some(reason),
+        Outcome::Allow => None,
+        Outcome::Fault(fault) => {
+            tracing::warn!(%fault, "policy fault while re-checking a live session; it stays connected");
+            None
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -195,36 +210,52 @@ pub async fn on_sighup(reloader: Arc<Reloader>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reload when a watched file changes. Watches the files' directories, not
+/// Reloads when a watched file changes. Watches the files' directories, not
 /// the files: editors save by renaming a new file over the old one, and
 /// Kubernetes updates a mounted ConfigMap by swapping a `..data` symlink;
 /// a watch on the old file would see neither.
-pub async fn on_file_change(reloader: Arc<Reloader>) -> anyhow::Result<()> {
-    let files = reloader.watched_files();
-    if files.is_empty() {
-        return Ok(());
-    }
-    let names: HashSet<OsString> = files.iter().filter_map(|f| f.file_name().map(Into::into)).collect();
-    let (tx, mut rx) = mpsc::channel(1);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event
-            && relevant(&event, &names)
-        {
-            let _ = tx.try_send(());
+#[derive(Debug)]
+pub struct FileWatch {
+    reloader: Arc<Reloader>,
+    // Dropping the watcher ends the watch; it lives as long as the loop.
+    _watcher: Option<notify::RecommendedWatcher>,
+    events: mpsc::Receiver<()>,
+}
+
+impl FileWatch {
+    /// Install the watches now, so that no change made after this returns
+    /// can be missed.
+    pub fn start(reloader: Arc<Reloader>) -> anyhow::Result<FileWatch> {
+        let files = reloader.watched_files();
+        let (tx, events) = mpsc::channel(1);
+        if files.is_empty() {
+            return Ok(FileWatch { reloader, _watcher: None, events });
         }
-    })?;
-    let dirs: HashSet<PathBuf> = files.iter().map(|f| parent_dir(f)).collect();
-    for dir in &dirs {
-        watcher
-            .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|e| anyhow::anyhow!("failed to watch {}; {e}", dir.display()))?;
-        tracing::info!(dir = %dir.display(), "watching for changes");
+        let names: HashSet<OsString> = files.iter().filter_map(|f| f.file_name().map(Into::into)).collect();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event
+                && relevant(&event, &names)
+            {
+                let _ = tx.try_send(());
+            }
+        })?;
+        let dirs: HashSet<PathBuf> = files.iter().map(|f| parent_dir(f)).collect();
+        for dir in &dirs {
+            watcher
+                .watch(dir, RecursiveMode::NonRecursive)
+                .map_err(|e| anyhow::anyhow!("failed to watch {} for changes; {e}", dir.display()))?;
+            tracing::info!(dir = %dir.display(), "watching for changes");
+        }
+        Ok(FileWatch { reloader, _watcher: Some(watcher), events })
     }
-    while rx.recv().await.is_some() {
-        while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|m| m.is_some()) {}
-        let _ = reloader.reload("file-change").await;
+
+    /// Reload after each burst of changes, forever.
+    pub async fn run(mut self) {
+        while self.events.recv().await.is_some() {
+            while tokio::time::timeout(DEBOUNCE, self.events.recv()).await.is_ok_and(|m| m.is_some()) {}
+            let _ = self.reloader.reload("file-change").await;
+        }
     }
-    Ok(())
 }
 
 fn parent_dir(file: &Path) -> PathBuf {

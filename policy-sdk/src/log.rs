@@ -6,6 +6,11 @@
 
 use crate::bindings::keygate::policy::host::{self, Level};
 
+/// Log at trace level.
+pub fn trace(message: &str) {
+    emit(Level::Trace, message);
+}
+
 /// Log at debug level.
 pub fn debug(message: &str) {
     emit(Level::Debug, message);

@@ -39,6 +39,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let gateway = Arc::new(Gateway::new(policy, config));
     let reloader = Arc::new(Reloader::new(runtime, source, inputs, gateway.clone(), !args.no_revoke_on_reload));
 
+    let watch = if args.no_watch { None } else { Some(reload::FileWatch::start(reloader.clone())?) };
     let ssh_listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;
@@ -53,12 +54,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     tokio::spawn(log_exit("admin API", admin::serve(admin_listener, gateway.clone(), reloader.clone())));
     tokio::spawn(log_exit("SIGHUP handler", reload::on_sighup(reloader.clone())));
-    if !args.no_watch {
-        tokio::spawn(async move {
-            if let Err(e) = reload::on_file_change(reloader).await {
-                tracing::error!(error = %e, "file watching stopped; reload with SIGHUP or POST /reload");
-            }
-        });
+    if let Some(watch) = watch {
+        tokio::spawn(watch.run());
     }
     let limits = ssh::Limits {
         login_grace_time: args.login_grace_time,

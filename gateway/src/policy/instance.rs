@@ -7,8 +7,9 @@
 //! environment variables or arguments are set, every socket operation is
 //! refused, stdin is empty and stdout is discarded. stderr is kept (up to
 //! 4 KiB) only to explain a crash. The wall clock reads the time of the
-//! request being decided, not the real time, so a decision can be replayed;
-//! the monotonic clock and random numbers are real.
+//! request being decided (during `init`, the time the load started), so a
+//! decision can be replayed; the monotonic clock and random numbers are
+//! real.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -142,7 +143,8 @@ impl PolicyInstance {
         limits: &PolicyLimits,
         inputs: &[InputFile],
     ) -> Result<(PolicyInstance, InitReport), StartError> {
-        let clock = Arc::new(AtomicU64::new(0));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let clock = Arc::new(AtomicU64::new(now));
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtxBuilder::new()
             .stderr(stderr.clone())

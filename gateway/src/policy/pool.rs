@@ -197,9 +197,11 @@ impl Worker {
             };
             let outcome = current.authorize(&job.request);
             let faulted = matches!(outcome, Outcome::Fault(_));
-            let _ = job.reply.send(outcome);
             if faulted {
                 self.faults.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = job.reply.send(outcome);
+            if faulted {
                 instance = self.restart();
             }
         }

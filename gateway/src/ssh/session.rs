@@ -189,7 +189,7 @@ impl Context {
                 },
                 _ = ticker.tick() => {
                     if !gateway.registry.heartbeat(name, generation) {
-                        let _ = channel.extended_data_bytes(1, &b"keygate: worker was deleted\n"[..]).await;
+                        let _ = channel.extended_data_bytes(1, &b"keygate: worker registration was deleted or replaced\n"[..]).await;
                         return finish(&channel, 0).await;
                     }
                     if channel.data_bytes(&b"{\"event\":\"heartbeated\"}\n"[..]).await.is_err() {

@@ -55,6 +55,9 @@ impl Index {
     /// Build the index from keygate's inputs; see the crate docs for names.
     pub fn load(inputs: &[Input]) -> Result<(Index, InitReport), String> {
         let mut loader = Loader::default();
+        if inputs.is_empty() {
+            loader.warnings.push("no key inputs given; every key will be denied".into());
+        }
         for input in inputs {
             loader.input(input);
         }
@@ -151,16 +154,11 @@ impl Loader {
     }
 
     fn yaml(&mut self, path: &str, text: &str) {
-        let entries = match yaml::parse(text) {
-            Ok(entries) => entries,
-            Err(errors) => {
-                for (line, message) in errors {
-                    self.errors.push(format!("{path}:{line}: {message}"));
-                }
-                return;
-            }
-        };
-        if entries.is_empty() {
+        let (entries, errors) = yaml::parse(text);
+        for (line, message) in errors {
+            self.errors.push(format!("{path}:{line}: {message}"));
+        }
+        if entries.is_empty() && self.errors.is_empty() {
             self.warnings.push(format!("{path}: no teams defined"));
         }
         for entry in entries {

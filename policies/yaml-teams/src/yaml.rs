@@ -144,28 +144,33 @@ fn anchor_free(anchor: usize) -> bool {
     anchor == 0
 }
 
-/// Parse the file. Errors carry the line they concern.
-pub fn parse(text: &str) -> Result<Vec<TeamEntry>, Vec<(usize, String)>> {
+/// The well-formed team entries, and the faults (with their lines) of the
+/// rest. Entries are returned even when others are faulty, so that their
+/// keys are checked too and every fault is reported in one go.
+pub type Parsed = (Vec<TeamEntry>, Vec<(usize, String)>);
+
+/// Parse the file.
+pub fn parse(text: &str) -> Parsed {
     let mut builder = TreeBuilder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
-        return Err(vec![(e.marker().line(), format!("invalid YAML; {}", e.info()))]);
+        return (Vec::new(), vec![(e.marker().line(), format!("invalid YAML; {}", e.info()))]);
     }
     if let Some(error) = builder.error {
-        return Err(vec![error]);
+        return (Vec::new(), vec![error]);
     }
     match builder.root {
-        None => Ok(Vec::new()),
+        None => (Vec::new(), Vec::new()),
         Some(Node::Seq(_, items)) => entries(items),
-        Some(Node::Scalar(_, s)) if s.is_empty() => Ok(Vec::new()),
-        Some(other) => Err(vec![(
-            other.line(),
-            format!("expected a list of teams (`- team: NAME`), found {}", other.kind()),
-        )]),
+        Some(Node::Scalar(_, s)) if s.is_empty() => (Vec::new(), Vec::new()),
+        Some(other) => {
+            let found = other.kind();
+            (Vec::new(), vec![(other.line(), format!("expected a list of teams (`- team: NAME`), found {found}"))])
+        }
     }
 }
 
-fn entries(items: Vec<Node>) -> Result<Vec<TeamEntry>, Vec<(usize, String)>> {
+fn entries(items: Vec<Node>) -> Parsed {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for item in items {
@@ -174,7 +179,7 @@ fn entries(items: Vec<Node>) -> Result<Vec<TeamEntry>, Vec<(usize, String)>> {
             Err(mut e) => errors.append(&mut e),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    (out, errors)
 }
 
 fn entry(node: Node) -> Result<TeamEntry, Vec<(usize, String)>> {

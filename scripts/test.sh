@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# keygate's test command: installs what the tests need, then runs them all.
+#
+# Needs: the wasm32-wasip2 Rust target (policies are Wasm components) and
+# OpenSSH's client (`ssh`, `ssh-keygen`), which the end-to-end tests drive.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    echo "test.sh: installing the wasm32-wasip2 target"
+    rustup target add wasm32-wasip2
+fi
+
+if ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
+    echo "test.sh: installing Debian's openssh-client"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openssh-client
+fi
+
+exec cargo test --release --workspace --locked "$@"
