@@ -21,7 +21,10 @@ const PACKAGES: &[&str] = &["keygate-policy-yaml-teams", "keygate-policy-faulty"
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("gateway/ sits in the workspace root").to_owned();
+    let root = manifest_dir
+        .parent()
+        .expect("gateway/ sits in the workspace root")
+        .to_owned();
     for dir in ["policy-sdk", "policies", "tests/policies", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -47,7 +50,9 @@ fn ensure_target() {
         return;
     }
     println!("cargo:warning=installing the {TARGET} target with rustup");
-    let status = Command::new("rustup").args(["target", "add", TARGET]).status();
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
     if !status.is_ok_and(|s| s.success()) {
         panic!("the {TARGET} target is missing and `rustup target add {TARGET}` failed");
     }
@@ -57,7 +62,14 @@ fn build_policies(root: &Path, target_dir: &Path) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args(["build", "--profile", "policy", "--target", TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--profile",
+            "policy",
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
         .arg(target_dir);
     for package in PACKAGES {
         cmd.args(["-p", package]);
@@ -76,7 +88,9 @@ fn build_policies(root: &Path, target_dir: &Path) {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("failed to run cargo for the policy components");
+    let status = cmd
+        .status()
+        .expect("failed to run cargo for the policy components");
     if !status.success() {
         panic!("building the policy components for {TARGET} failed");
     }

@@ -7,12 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::russh_client::Client;
-use crate::support::{Gateway, Key, TempDir, keygen, policy_wasm, teams_yaml, wait_until, worker_json, write_atomic};
+use crate::support::{
+    Gateway, Key, TempDir, keygen, policy_wasm, teams_yaml, wait_until, worker_json, write_atomic,
+};
 
 const LONG: Duration = Duration::from_secs(20);
 
 fn yaml_args(path: &Path) -> Vec<String> {
-    vec!["--team-authorized-keys-file".into(), path.display().to_string()]
+    vec![
+        "--team-authorized-keys-file".into(),
+        path.display().to_string(),
+    ]
 }
 
 fn start(dir: &TempDir, args: &[String]) -> Gateway {
@@ -30,7 +35,10 @@ fn registers(gw: &Gateway, key: &Key, name: &str, team: &str) -> bool {
 #[test]
 fn keys_added_and_removed_in_the_file_take_effect_without_a_signal() {
     let dir = TempDir::new().unwrap();
-    let (a, b) = (keygen(dir.path(), "a", "ed25519"), keygen(dir.path(), "b", "ed25519"));
+    let (a, b) = (
+        keygen(dir.path(), "a", "ed25519"),
+        keygen(dir.path(), "b", "ed25519"),
+    );
     let yaml = dir.path().join("teams.yml");
     std::fs::write(&yaml, teams_yaml(&[("t", &[&a])])).unwrap();
     let gw = start(&dir, &yaml_args(&yaml));
@@ -50,7 +58,10 @@ fn keys_added_and_removed_in_the_file_take_effect_without_a_signal() {
 
     // Removing the key closes the live session and refuses new ones.
     write_atomic(&yaml, &teams_yaml(&[("t", &[&a])]));
-    assert!(worker.exited_within(LONG).is_some(), "revoked worker still connected");
+    assert!(
+        worker.exited_within(LONG).is_some(),
+        "revoked worker still connected"
+    );
     assert!(wait_until(LONG, || gw.worker_names().is_empty()));
     assert!(!registers(&gw, &b, "probe", "t"));
     assert!(gw.metric("keygate_revoked_sessions_total", "") >= 1.0);
@@ -60,7 +71,10 @@ fn keys_added_and_removed_in_the_file_take_effect_without_a_signal() {
 #[test]
 fn kubernetes_configmap_swap_is_picked_up() {
     let dir = TempDir::new().unwrap();
-    let (a, b) = (keygen(dir.path(), "a", "ed25519"), keygen(dir.path(), "b", "ed25519"));
+    let (a, b) = (
+        keygen(dir.path(), "a", "ed25519"),
+        keygen(dir.path(), "b", "ed25519"),
+    );
     let mount = dir.path().join("config");
     std::fs::create_dir(&mount).unwrap();
     // The layout kubelet gives a ConfigMap volume.
@@ -88,7 +102,10 @@ fn kubernetes_configmap_swap_is_picked_up() {
 #[test]
 fn editor_rename_on_save_is_picked_up() {
     let dir = TempDir::new().unwrap();
-    let (a, b) = (keygen(dir.path(), "a", "ed25519"), keygen(dir.path(), "b", "ed25519"));
+    let (a, b) = (
+        keygen(dir.path(), "a", "ed25519"),
+        keygen(dir.path(), "b", "ed25519"),
+    );
     let yaml = dir.path().join("teams.yml");
     std::fs::write(&yaml, teams_yaml(&[("t", &[&a])])).unwrap();
     let gw = start(&dir, &yaml_args(&yaml));
@@ -111,14 +128,21 @@ fn broken_inputs_keep_the_old_policy_until_fixed() {
     let module = dir.path().join("policy.wasm");
     std::fs::copy(policy_wasm("yaml_teams"), &module).unwrap();
     let mut args = yaml_args(&yaml);
-    args.extend(["--policy".into(), module.display().to_string(), "--no-watch".into()]);
+    args.extend([
+        "--policy".into(),
+        module.display().to_string(),
+        "--no-watch".into(),
+    ]);
     let gw = start(&dir, &args);
     let digest = gw.status()["policy"]["digest"].as_str().unwrap().to_owned();
 
     std::fs::write(&yaml, "- team: t\n  ssh_keys:\n  - not-a-key\n").unwrap();
     gw.sighup();
     assert!(wait_until(LONG, || !gw.status()["last_error"].is_null()));
-    let error = gw.status()["last_error"]["error"].as_str().unwrap().to_owned();
+    let error = gw.status()["last_error"]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(error.contains("teams.yml:3:"), "{error}");
     assert_eq!(gw.status()["policy"]["digest"], digest.as_str());
     assert!(registers(&gw, &a, "p", "t"), "old policy must keep serving");
@@ -154,7 +178,10 @@ fn swapping_the_module_while_workers_are_connected() {
     // The fault-injection policy, given the YAML as its mode, denies all.
     let faulty = std::fs::read(policy_wasm("faulty")).unwrap();
     write_atomic_bytes(&module, &faulty);
-    assert!(worker.exited_within(LONG).is_some(), "deny-all policy must revoke the worker");
+    assert!(
+        worker.exited_within(LONG).is_some(),
+        "deny-all policy must revoke the worker"
+    );
     assert!(!registers(&gw, &a, "p", "t"));
 
     write_atomic_bytes(&module, &std::fs::read(policy_wasm("yaml_teams")).unwrap());
@@ -166,7 +193,10 @@ fn swapping_the_module_while_workers_are_connected() {
 #[test]
 fn revocation_can_be_turned_off() {
     let dir = TempDir::new().unwrap();
-    let (a, b) = (keygen(dir.path(), "a", "ed25519"), keygen(dir.path(), "b", "ed25519"));
+    let (a, b) = (
+        keygen(dir.path(), "a", "ed25519"),
+        keygen(dir.path(), "b", "ed25519"),
+    );
     let yaml = dir.path().join("teams.yml");
     std::fs::write(&yaml, teams_yaml(&[("t", &[&a, &b])])).unwrap();
     let mut args = yaml_args(&yaml);
@@ -215,7 +245,11 @@ async fn decisions_stay_right_through_a_hundred_reloads() {
     const RELOADS: usize = 100;
     let dir = TempDir::new().unwrap();
     let sets: Vec<Vec<Key>> = (0..2)
-        .map(|s| (0..3).map(|i| keygen(dir.path(), &format!("set{s}-{i}"), "ed25519")).collect())
+        .map(|s| {
+            (0..3)
+                .map(|i| keygen(dir.path(), &format!("set{s}-{i}"), "ed25519"))
+                .collect()
+        })
         .collect();
     let yaml = dir.path().join("teams.yml");
     let file_for = |set: usize| teams_yaml(&[("t", &sets[set].iter().collect::<Vec<_>>())]);
@@ -247,8 +281,9 @@ async fn decisions_stay_right_through_a_hundred_reloads() {
     let mut clients = Vec::new();
     for c in 0..CLIENTS {
         let (addr, done) = (gw.ssh, done.clone());
-        let keys: Vec<(usize, std::path::PathBuf)> =
-            (0..2).map(|s| (s, sets[s][c % 3].private.clone())).collect();
+        let keys: Vec<(usize, std::path::PathBuf)> = (0..2)
+            .map(|s| (s, sets[s][c % 3].private.clone()))
+            .collect();
         clients.push(tokio::spawn(async move {
             let mut results = Vec::new();
             let mut round = 0;
@@ -275,19 +310,34 @@ async fn decisions_stay_right_through_a_hundred_reloads() {
     for (set, start, end, result) in &outcomes {
         match result {
             Ok(Ok(())) => {
-                assert!(possibly_active(&timeline, *set, *start, *end), "set {set} allowed while inactive");
+                assert!(
+                    possibly_active(&timeline, *set, *start, *end),
+                    "set {set} allowed while inactive"
+                );
                 *counts.entry("allowed").or_default() += 1;
             }
             Ok(Err(e)) if e == "authentication failed" => {
-                assert!(possibly_active(&timeline, 1 - set, *start, *end), "set {set} denied while active");
+                assert!(
+                    possibly_active(&timeline, 1 - set, *start, *end),
+                    "set {set} denied while active"
+                );
                 *counts.entry("denied").or_default() += 1;
             }
             Ok(Err(e)) => panic!("connection failed for another reason: {e}"),
             Err(_) => panic!("handshake timed out"),
         }
     }
-    eprintln!("{} handshakes across {RELOADS} reloads: {counts:?}", outcomes.len());
-    assert!(counts.get("allowed").copied().unwrap_or(0) > 0 && counts.get("denied").copied().unwrap_or(0) > 0);
+    eprintln!(
+        "{} handshakes across {RELOADS} reloads: {counts:?}",
+        outcomes.len()
+    );
+    assert!(
+        counts.get("allowed").copied().unwrap_or(0) > 0
+            && counts.get("denied").copied().unwrap_or(0) > 0
+    );
     let gw = Arc::try_unwrap(gw).ok().unwrap();
-    assert_eq!(gw.metric("keygate_reload_total", r#"result="success""#), RELOADS as f64);
+    assert_eq!(
+        gw.metric("keygate_reload_total", r#"result="success""#),
+        RELOADS as f64
+    );
 }

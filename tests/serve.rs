@@ -5,7 +5,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::support::russh_client::Client;
-use crate::support::{Gateway, Key, TempDir, echo_server, keygen, teams_yaml, wait_until, worker_json};
+use crate::support::{
+    Gateway, Key, TempDir, echo_server, keygen, teams_yaml, wait_until, worker_json,
+};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -23,9 +25,19 @@ fn setup() -> Setup {
     let b = keygen(dir.path(), "b", "ecdsa");
     let global = keygen(dir.path(), "global", "rsa");
     let stranger = keygen(dir.path(), "stranger", "ed25519");
-    std::fs::write(dir.path().join("teams.yml"), teams_yaml(&[("team-a", &[&a]), ("team-b", &[&b])])).unwrap();
+    std::fs::write(
+        dir.path().join("teams.yml"),
+        teams_yaml(&[("team-a", &[&a]), ("team-b", &[&b])]),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("global_keys"), &global.line).unwrap();
-    Setup { dir, a, b, global, stranger }
+    Setup {
+        dir,
+        a,
+        b,
+        global,
+        stranger,
+    }
 }
 
 fn start(s: &Setup, extra: &[&str]) -> Gateway {
@@ -49,62 +61,120 @@ fn stderr(out: &std::process::Output) -> String {
 fn team_key_registers_for_its_team_only() {
     let s = setup();
     let gw = start(&s, &[]);
-    let worker = gw.spawn_worker(&s.a, &[], "forward-worker", &worker_json("wa", Some("team-a")));
+    let worker = gw.spawn_worker(
+        &s.a,
+        &[],
+        "forward-worker",
+        &worker_json("wa", Some("team-a")),
+    );
     assert!(worker.registered());
-    assert!(worker.next_line(LONG).is_some_and(|l| l == r#"{"event":"heartbeated"}"#));
+    assert!(
+        worker
+            .next_line(LONG)
+            .is_some_and(|l| l == r#"{"event":"heartbeated"}"#)
+    );
     let workers = gw.workers(Some("team-a"));
     assert_eq!(workers.len(), 1);
     assert_eq!(workers[0]["name"], "wa");
     assert_eq!(workers[0]["state"], "running");
     assert_eq!(workers[0]["platform"], "linux");
     let fingerprint = s.a.line.clone();
-    assert!(workers[0]["key_fingerprint"].as_str().unwrap().starts_with("SHA256:"), "{fingerprint}");
+    assert!(
+        workers[0]["key_fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:"),
+        "{fingerprint}"
+    );
     assert!(gw.workers(Some("team-b")).is_empty());
 
     let out = gw.worker_command(&s.a, "forward-worker", &worker_json("wb", Some("team-b")));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.starts_with("keygate: key SHA256:") && err.contains("is not authorized for team team-b"), "{err}");
+    assert!(
+        err.starts_with("keygate: key SHA256:")
+            && err.contains("is not authorized for team team-b"),
+        "{err}"
+    );
     assert!(!gw.worker_names().contains(&"wb".to_owned()));
-    assert!(gw.metric("keygate_decisions_total", r#"action="register",result="deny""#) >= 1.0);
+    assert!(
+        gw.metric(
+            "keygate_decisions_total",
+            r#"action="register",result="deny""#
+        ) >= 1.0
+    );
 }
 
 #[test]
 fn global_key_registers_for_any_team_and_all_teams() {
     let s = setup();
     let gw = start(&s, &[]);
-    let w1 = gw.spawn_worker(&s.global, &[], "forward-worker", &worker_json("g1", Some("team-b")));
+    let w1 = gw.spawn_worker(
+        &s.global,
+        &[],
+        "forward-worker",
+        &worker_json("g1", Some("team-b")),
+    );
     let w2 = gw.spawn_worker(&s.global, &[], "forward-worker", &worker_json("g2", None));
     assert!(w1.registered() && w2.registered());
     let names = gw.worker_names();
-    assert!(names.contains(&"g1".to_owned()) && names.contains(&"g2".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"g1".to_owned()) && names.contains(&"g2".to_owned()),
+        "{names:?}"
+    );
     // Only global keys may register for all teams.
     let out = gw.worker_command(&s.b, "forward-worker", &worker_json("b-global", None));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("not a global key"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a global key"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn unknown_key_fails_authentication() {
     let s = setup();
     let gw = start(&s, &[]);
-    let out = gw.worker_command(&s.stranger, "forward-worker", &worker_json("x", Some("team-a")));
+    let out = gw.worker_command(
+        &s.stranger,
+        "forward-worker",
+        &worker_json("x", Some("team-a")),
+    );
     assert_eq!(out.status.code(), Some(255));
-    assert!(stderr(&out).contains("Permission denied (publickey)"), "{}", stderr(&out));
-    assert!(gw.metric("keygate_decisions_total", r#"action="connect",result="deny""#) >= 1.0);
+    assert!(
+        stderr(&out).contains("Permission denied (publickey)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        gw.metric(
+            "keygate_decisions_total",
+            r#"action="connect",result="deny""#
+        ) >= 1.0
+    );
 }
 
 #[test]
 fn teams_cannot_touch_each_others_workers() {
     let s = setup();
     let gw = start(&s, &[]);
-    let worker = gw.spawn_worker(&s.a, &[], "forward-worker", &worker_json("wa", Some("team-a")));
+    let worker = gw.spawn_worker(
+        &s.a,
+        &[],
+        "forward-worker",
+        &worker_json("wa", Some("team-a")),
+    );
     assert!(worker.registered());
     // Team b's key claims the worker is team b's: the registered team counts.
     for command in ["land-worker", "retire-worker", "delete-worker"] {
         let out = gw.worker_command(&s.b, command, &worker_json("wa", Some("team-b")));
         assert_eq!(out.status.code(), Some(1), "{command}");
-        assert!(stderr(&out).contains("not authorized for team team-a"), "{command}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not authorized for team team-a"),
+            "{command}: {}",
+            stderr(&out)
+        );
     }
     assert_eq!(gw.workers(None)[0]["state"], "running");
 
@@ -118,7 +188,11 @@ fn teams_cannot_touch_each_others_workers() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(gw.worker_names().is_empty());
     let out = gw.worker_command(&s.a, "land-worker", &worker_json("nobody", Some("team-a")));
-    assert!(stderr(&out).contains("no worker named nobody"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no worker named nobody"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -140,7 +214,10 @@ fn reverse_tunnel_reaches_the_worker() {
     assert_eq!(addr.ip().to_string(), "127.0.0.1");
     assert_ne!(addr.port(), 7777);
     let bc = record["baggageclaim_url"].as_str().unwrap();
-    assert!(bc.starts_with("http://127.0.0.1:") && !bc.ends_with(":7788"), "{bc}");
+    assert!(
+        bc.starts_with("http://127.0.0.1:") && !bc.ends_with(":7788"),
+        "{bc}"
+    );
     assert_eq!(gw.metric("keygate_tunnels_open", ""), 2.0);
 
     let mut conn = TcpStream::connect(addr).unwrap();
@@ -153,7 +230,10 @@ fn reverse_tunnel_reaches_the_worker() {
 
     worker.kill();
     assert!(wait_until(LONG, || gw.worker_names().is_empty()));
-    assert!(wait_until(LONG, || TcpStream::connect(addr).is_err()), "tunnel listener still open");
+    assert!(
+        wait_until(LONG, || TcpStream::connect(addr).is_err()),
+        "tunnel listener still open"
+    );
     assert!(wait_until(LONG, || gw.metric("keygate_tunnels_open", "") == 0.0));
 }
 
@@ -161,9 +241,17 @@ fn reverse_tunnel_reaches_the_worker() {
 fn forward_worker_needs_the_named_tunnel() {
     let s = setup();
     let gw = start(&s, &[]);
-    let out = gw.worker_command(&s.a, "forward-worker --garden 127.0.0.1:7777", &worker_json("w", Some("team-a")));
+    let out = gw.worker_command(
+        &s.a,
+        "forward-worker --garden 127.0.0.1:7777",
+        &worker_json("w", Some("team-a")),
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no reverse tunnel for --garden 127.0.0.1:7777"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no reverse tunnel for --garden 127.0.0.1:7777"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -172,20 +260,33 @@ fn shells_and_unknown_commands_are_refused_with_a_reason() {
     let gw = start(&s, &[]);
     let out = gw.worker_command(&s.a, "bash -c id", "");
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("keygate: unknown command `bash`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("keygate: unknown command `bash`"),
+        "{}",
+        stderr(&out)
+    );
     let mut cmd = gw.ssh(&s.a);
     cmd.args(["-T", "worker@127.0.0.1"]);
     let out = crate::support::run(cmd, b"", LONG);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no shell here"), "{}", stderr(&out));
     let out = gw.worker_command(&s.a, "forward-worker", "{not json");
-    assert!(stderr(&out).contains("invalid worker JSON"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid worker JSON"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn rsa_sha1_signatures_are_refused_unless_allowed() {
     let s = setup();
-    let sha1 = ["-o", "PubkeyAcceptedAlgorithms=ssh-rsa", "-o", "HostKeyAlgorithms=ssh-ed25519"];
+    let sha1 = [
+        "-o",
+        "PubkeyAcceptedAlgorithms=ssh-rsa",
+        "-o",
+        "HostKeyAlgorithms=ssh-ed25519",
+    ];
     let attempt = |gw: &Gateway| {
         let mut cmd = gw.ssh(&s.global);
         cmd.args(sha1).arg("worker@127.0.0.1").arg("forward-worker");
@@ -194,7 +295,12 @@ fn rsa_sha1_signatures_are_refused_unless_allowed() {
     let gw = start(&s, &[]);
     assert_eq!(attempt(&gw).status.code(), Some(255));
     // The same key signing with SHA-2 is fine.
-    let mut worker = gw.spawn_worker(&s.global, &[], "forward-worker", &worker_json("r2", Some("team-a")));
+    let mut worker = gw.spawn_worker(
+        &s.global,
+        &[],
+        "forward-worker",
+        &worker_json("r2", Some("team-a")),
+    );
     assert!(worker.registered());
     worker.kill();
     drop(gw);
@@ -203,7 +309,11 @@ fn rsa_sha1_signatures_are_refused_unless_allowed() {
     cmd.args(sha1).arg("worker@127.0.0.1").arg("land-worker");
     let out = crate::support::run(cmd, worker_json("none", Some("team-a")).as_bytes(), LONG);
     // Authenticated: the command itself runs (and finds no such worker).
-    assert!(stderr(&out).contains("no worker named none"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no worker named none"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -219,7 +329,12 @@ fn idle_unauthenticated_connections_cannot_lock_workers_out() {
         }
         idle.push(conn);
     }
-    let worker = gw.spawn_worker(&s.a, &[], "forward-worker", &worker_json("survivor", Some("team-a")));
+    let worker = gw.spawn_worker(
+        &s.a,
+        &[],
+        "forward-worker",
+        &worker_json("survivor", Some("team-a")),
+    );
     assert!(worker.registered());
     assert!(gw.metric("keygate_preauth_dropped_total", r#"reason="max_startups""#) >= 50.0);
 }
@@ -233,24 +348,45 @@ fn login_grace_time_closes_silent_connections() {
     let mut buf = Vec::new();
     let started = std::time::Instant::now();
     let _ = conn.read_to_end(&mut buf);
-    assert!(started.elapsed() < Duration::from_secs(10), "connection stayed open");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "connection stayed open"
+    );
     assert!(String::from_utf8_lossy(&buf).starts_with("SSH-2.0-keygate"));
-    assert!(wait_until(LONG, || gw.metric("keygate_preauth_dropped_total", r#"reason="grace_time""#) >= 1.0));
+    assert!(wait_until(LONG, || gw.metric(
+        "keygate_preauth_dropped_total",
+        r#"reason="grace_time""#
+    ) >= 1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn russh_client_registers_and_sees_refusals() {
     let s = setup();
     let gw = start(&s, &[]);
-    let client = Client::connect(gw.ssh, &s.b.private, "worker").await.unwrap();
+    let client = Client::connect(gw.ssh, &s.b.private, "worker")
+        .await
+        .unwrap();
     let payload = worker_json("russh-worker", Some("team-b"));
-    let registered = client.exec("forward-worker", payload.as_bytes(), Some("registered"), LONG).await;
+    let registered = client
+        .exec(
+            "forward-worker",
+            payload.as_bytes(),
+            Some("registered"),
+            LONG,
+        )
+        .await;
     assert_eq!(registered.stdout.trim(), r#"{"event":"registered"}"#);
-    let names = tokio::task::spawn_blocking(move || (gw.worker_names(), gw)).await.unwrap();
+    let names = tokio::task::spawn_blocking(move || (gw.worker_names(), gw))
+        .await
+        .unwrap();
     assert_eq!(names.0, ["russh-worker"]);
     let refused = client.exec("sweep-containers", b"{}", None, LONG).await;
     assert_eq!(refused.status, Some(1));
-    assert!(refused.stderr.contains("not supported by keygate"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("not supported by keygate"),
+        "{}",
+        refused.stderr
+    );
 
     let denied = Client::connect(names.1.ssh, &s.stranger.private, "worker").await;
     assert!(denied.is_err());

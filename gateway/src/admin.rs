@@ -22,7 +22,11 @@ struct AppState {
 }
 
 /// Serve the admin API on `listener` forever.
-pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, reloader: Arc<Reloader>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    reloader: Arc<Reloader>,
+) -> std::io::Result<()> {
     let app = Router::new()
         .route("/api/v1/workers", get(workers))
         .route("/healthz", get(healthz))
@@ -33,7 +37,10 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, reloader: Arc<R
     axum::serve(listener, app).await
 }
 
-async fn workers(State(app): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+async fn workers(
+    State(app): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let team = query.get("team").map(String::as_str);
     Json(app.gateway.registry.list(team)).into_response()
 }
@@ -59,7 +66,11 @@ async fn status(State(app): State<AppState>) -> Response {
 async fn reload(State(app): State<AppState>) -> Response {
     let reloader = app.reloader.clone();
     match reloader.reload("http").await {
-        Ok(()) => (StatusCode::OK, Json(serde_json::json!({"result": "success"}))).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"result": "success"})),
+        )
+            .into_response(),
         Err(e) => {
             let body = serde_json::json!({"result": "failure", "error": e});
             (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()

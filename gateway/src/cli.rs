@@ -16,7 +16,13 @@ use crate::policy::{Action, PolicyInputs, PolicyLimits, PolicySource};
 #[command(name = "keygate", version, max_term_width = 100)]
 pub struct Cli {
     /// Log format.
-    #[arg(long, global = true, env = "KEYGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "KEYGATE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 
     /// Log filter: a level (`info`, `debug`) or tracing directives
@@ -96,7 +102,12 @@ pub struct PolicyArgs {
     pub policy_init_timeout: Duration,
 
     /// Linear memory cap of each policy instance, in MiB.
-    #[arg(long, env = "KEYGATE_POLICY_MEMORY_MIB", value_name = "MIB", default_value_t = 512)]
+    #[arg(
+        long,
+        env = "KEYGATE_POLICY_MEMORY_MIB",
+        value_name = "MIB",
+        default_value_t = 512
+    )]
     pub policy_memory_mib: u64,
 
     /// Policy instances deciding side by side. Default: the number of CPUs,
@@ -108,7 +119,9 @@ pub struct PolicyArgs {
 impl PolicyArgs {
     /// Where the policy module comes from.
     pub fn source(&self) -> PolicySource {
-        self.policy.clone().map_or(PolicySource::Embedded, PolicySource::File)
+        self.policy
+            .clone()
+            .map_or(PolicySource::Embedded, PolicySource::File)
     }
 
     /// The configured input documents.
@@ -255,7 +268,11 @@ pub struct ServeArgs {
 
     /// Keep connections open across reloads even if the new policy denies
     /// them; new decisions still use the new policy.
-    #[arg(long, env = "KEYGATE_NO_REVOKE_ON_RELOAD", overrides_with = "revoke_on_reload")]
+    #[arg(
+        long,
+        env = "KEYGATE_NO_REVOKE_ON_RELOAD",
+        overrides_with = "revoke_on_reload"
+    )]
     pub no_revoke_on_reload: bool,
 
     /// Accept RSA signatures made with SHA-1 (`ssh-rsa`). Off by default:
@@ -277,15 +294,23 @@ fn parse_team_file(value: &str) -> Result<(Team, PathBuf), String> {
 /// Parse `250ms`, `30s`, `5m`, `1h` or a bare number of seconds.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
-    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("invalid duration `{value}` (try 30s)"))?;
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration `{value}` (try 30s)"))?;
     let duration = match unit {
         "ms" => Duration::from_millis(number),
         "" | "s" => Duration::from_secs(number),
         "m" => Duration::from_secs(number.saturating_mul(60)),
         "h" => Duration::from_secs(number.saturating_mul(3600)),
-        _ => return Err(format!("invalid duration unit in `{value}` (ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in `{value}` (ms, s, m or h)"
+            ));
+        }
     };
     Ok(duration)
 }

@@ -94,7 +94,9 @@ impl KeyIdentity {
 
     /// From a key russh has parsed (and, on the auth path, verified).
     pub fn from_ssh(key: &russh::keys::PublicKey) -> Result<KeyIdentity, KeyError> {
-        let text = key.to_openssh().map_err(|e| KeyError::Malformed(e.to_string()))?;
+        let text = key
+            .to_openssh()
+            .map_err(|e| KeyError::Malformed(e.to_string()))?;
         KeyIdentity::from_openssh(&text)
     }
 

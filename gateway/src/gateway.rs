@@ -57,7 +57,9 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Gateway")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,12 +120,18 @@ impl Gateway {
 
     /// Record an authenticated connection.
     pub fn session_started(&self, id: u64, session: LiveSession) {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(id, session);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, session);
     }
 
     /// Forget a connection that ended.
     pub fn session_ended(&self, id: u64) {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 
     /// Every authenticated connection.

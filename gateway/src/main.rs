@@ -24,7 +24,9 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: keygate::cli::ServeArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(commands::serve::run(args))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -11,8 +11,10 @@ use crate::policy::{Action, Outcome};
 use crate::registry::Registry;
 
 /// Upper bounds of the decision latency histogram, in seconds.
-const LATENCY_BUCKETS: [f64; 12] =
-    [0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.1, 1.0];
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.1,
+    1.0,
+];
 
 /// A counter family keyed by label values.
 #[derive(Default)]
@@ -21,7 +23,8 @@ struct Family(Mutex<BTreeMap<Vec<String>, u64>>);
 impl Family {
     fn add(&self, labels: &[&str], n: u64) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry(labels.iter().map(|s| (*s).to_owned()).collect()).or_default() += n;
+        *map.entry(labels.iter().map(|s| (*s).to_owned()).collect())
+            .or_default() += n;
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str, label_names: &[&str]) {
@@ -37,7 +40,14 @@ fn labels(names: &[&str], values: &[String]) -> String {
     names
         .iter()
         .zip(values)
-        .map(|(n, v)| format!("{n}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+        .map(|(n, v)| {
+            format!(
+                "{n}=\"{}\"",
+                v.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n")
+            )
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -108,7 +118,8 @@ impl Metrics {
 
     /// A relayed connection through a tunnel opened (+1) or closed (-1).
     pub fn tunnel_connections(&self, delta: i64) {
-        self.tunnel_connections_open.fetch_add(delta, Ordering::Relaxed);
+        self.tunnel_connections_open
+            .fetch_add(delta, Ordering::Relaxed);
     }
 
     /// Bytes relayed through tunnels: `to_worker` and `from_worker`.
@@ -130,42 +141,122 @@ impl Metrics {
     /// Render everything in the Prometheus text format.
     pub fn render(&self, registry: &Registry, policy_digest: &str) -> String {
         let mut out = String::new();
-        gauge(&mut out, "keygate_connections_open", "SSH connections open.", self.connections_open.load(Ordering::Relaxed));
-        counter(&mut out, "keygate_connections_total", "SSH connections accepted.", self.connections_total.load(Ordering::Relaxed));
-        self.preauth_dropped.render(&mut out, "keygate_preauth_dropped_total", "Connections dropped before authenticating.", &["reason"]);
-        self.decisions.render(&mut out, "keygate_decisions_total", "Policy decisions by action and result (allow, deny, fault).", &["action", "result"]);
-        self.faults.render(&mut out, "keygate_policy_faults_total", "Policy faults by kind; each was denied.", &["kind"]);
+        gauge(
+            &mut out,
+            "keygate_connections_open",
+            "SSH connections open.",
+            self.connections_open.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "keygate_connections_total",
+            "SSH connections accepted.",
+            self.connections_total.load(Ordering::Relaxed),
+        );
+        self.preauth_dropped.render(
+            &mut out,
+            "keygate_preauth_dropped_total",
+            "Connections dropped before authenticating.",
+            &["reason"],
+        );
+        self.decisions.render(
+            &mut out,
+            "keygate_decisions_total",
+            "Policy decisions by action and result (allow, deny, fault).",
+            &["action", "result"],
+        );
+        self.faults.render(
+            &mut out,
+            "keygate_policy_faults_total",
+            "Policy faults by kind; each was denied.",
+            &["kind"],
+        );
         self.render_latency(&mut out);
-        let _ = writeln!(out, "# HELP keygate_workers Registered workers by team and state.\n# TYPE keygate_workers gauge");
+        let _ = writeln!(
+            out,
+            "# HELP keygate_workers Registered workers by team and state.\n# TYPE keygate_workers gauge"
+        );
         for ((team, state), count) in registry.counts() {
-            let _ = writeln!(out, "keygate_workers{{{}}} {count}", labels(&["team", "state"], &[team, state.to_owned()]));
+            let _ = writeln!(
+                out,
+                "keygate_workers{{{}}} {count}",
+                labels(&["team", "state"], &[team, state.to_owned()])
+            );
         }
-        gauge(&mut out, "keygate_tunnels_open", "Reverse-tunnel listeners open.", self.tunnels_open.load(Ordering::Relaxed));
-        gauge(&mut out, "keygate_tunnel_connections_open", "Connections being relayed through tunnels.", self.tunnel_connections_open.load(Ordering::Relaxed));
-        self.bytes_relayed.render(&mut out, "keygate_tunnel_bytes_total", "Bytes relayed through tunnels by direction.", &["direction"]);
-        self.reloads.render(&mut out, "keygate_reload_total", "Policy reloads by result.", &["result"]);
-        counter(&mut out, "keygate_revoked_sessions_total", "Live sessions closed after a reload denied them.", self.revoked.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP keygate_policy_info The active policy.\n# TYPE keygate_policy_info gauge");
-        let _ = writeln!(out, "keygate_policy_info{{{}}} 1", labels(&["digest"], &[policy_digest.to_owned()]));
+        gauge(
+            &mut out,
+            "keygate_tunnels_open",
+            "Reverse-tunnel listeners open.",
+            self.tunnels_open.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "keygate_tunnel_connections_open",
+            "Connections being relayed through tunnels.",
+            self.tunnel_connections_open.load(Ordering::Relaxed),
+        );
+        self.bytes_relayed.render(
+            &mut out,
+            "keygate_tunnel_bytes_total",
+            "Bytes relayed through tunnels by direction.",
+            &["direction"],
+        );
+        self.reloads.render(
+            &mut out,
+            "keygate_reload_total",
+            "Policy reloads by result.",
+            &["result"],
+        );
+        counter(
+            &mut out,
+            "keygate_revoked_sessions_total",
+            "Live sessions closed after a reload denied them.",
+            self.revoked.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP keygate_policy_info The active policy.\n# TYPE keygate_policy_info gauge"
+        );
+        let _ = writeln!(
+            out,
+            "keygate_policy_info{{{}}} 1",
+            labels(&["digest"], &[policy_digest.to_owned()])
+        );
         out
     }
 
     fn render_latency(&self, out: &mut String) {
         let name = "keygate_decision_duration_seconds";
-        let _ = writeln!(out, "# HELP {name} Time to get a policy decision.\n# TYPE {name} histogram");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time to get a policy decision.\n# TYPE {name} histogram"
+        );
         for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
         let sum = self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}");
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}"
+        );
     }
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
 }

@@ -98,7 +98,9 @@ impl std::fmt::Debug for Registry {
 
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Registry {
@@ -120,18 +122,26 @@ impl Registry {
                 Some(team) => format!("team {team}"),
                 None => "a global worker".to_owned(),
             };
-            return Err(NameTaken { name: record.name.clone(), owner });
+            return Err(NameTaken {
+                name: record.name.clone(),
+                owner,
+            });
         }
         inner.next_generation += 1;
         let generation = inner.next_generation;
-        inner.workers.insert(record.name.clone(), Entry { record, generation });
+        inner
+            .workers
+            .insert(record.name.clone(), Entry { record, generation });
         Ok(generation)
     }
 
     /// The team and connection of a registered worker.
     pub fn owner(&self, name: &WorkerName) -> Option<(Option<Team>, u64)> {
         let inner = self.lock();
-        inner.workers.get(name).map(|e| (e.record.team.clone(), e.record.connection_id))
+        inner
+            .workers
+            .get(name)
+            .map(|e| (e.record.team.clone(), e.record.connection_id))
     }
 
     /// Record a heartbeat; false if the registration is gone.
@@ -166,7 +176,11 @@ impl Registry {
     /// Remove one registration, if it is still the current one.
     pub fn remove(&self, name: &WorkerName, generation: u64) {
         let mut inner = self.lock();
-        if inner.workers.get(name).is_some_and(|e| e.generation == generation) {
+        if inner
+            .workers
+            .get(name)
+            .is_some_and(|e| e.generation == generation)
+        {
             inner.workers.remove(name);
         }
     }
@@ -175,7 +189,9 @@ impl Registry {
     pub fn remove_connection(&self, connection_id: u64) -> usize {
         let mut inner = self.lock();
         let before = inner.workers.len();
-        inner.workers.retain(|_, e| e.record.connection_id != connection_id);
+        inner
+            .workers
+            .retain(|_, e| e.record.connection_id != connection_id);
         before - inner.workers.len()
     }
 
@@ -196,7 +212,9 @@ impl Registry {
         let mut out: Vec<WorkerRecord> = inner
             .workers
             .values()
-            .filter(|e| team.is_none_or(|t| e.record.team.as_ref().is_some_and(|x| x.as_str() == t)))
+            .filter(|e| {
+                team.is_none_or(|t| e.record.team.as_ref().is_some_and(|x| x.as_str() == t))
+            })
             .map(|e| e.record.clone())
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -208,8 +226,14 @@ impl Registry {
         let inner = self.lock();
         let mut counts: HashMap<(String, &'static str), usize> = HashMap::new();
         for entry in inner.workers.values() {
-            let team = entry.record.team.as_ref().map_or_else(String::new, |t| t.to_string());
-            *counts.entry((team, entry.record.state.as_str())).or_default() += 1;
+            let team = entry
+                .record
+                .team
+                .as_ref()
+                .map_or_else(String::new, |t| t.to_string());
+            *counts
+                .entry((team, entry.record.state.as_str()))
+                .or_default() += 1;
         }
         let mut out: Vec<_> = counts.into_iter().collect();
         out.sort();
@@ -261,7 +285,11 @@ mod tests {
         registry.register(record("b", Some("a"), 1)).unwrap();
         registry.register(record("a", Some("a"), 1)).unwrap();
         registry.register(record("g", None, 1)).unwrap();
-        let names: Vec<_> = registry.list(Some("a")).into_iter().map(|r| r.name.to_string()).collect();
+        let names: Vec<_> = registry
+            .list(Some("a"))
+            .into_iter()
+            .map(|r| r.name.to_string())
+            .collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(registry.list(None).len(), 3);
     }

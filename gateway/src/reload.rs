@@ -25,7 +25,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::gateway::Gateway;
-use crate::policy::{Action, DecisionRequest, Outcome, PolicyInputs, PolicyRuntime, PolicySource, load_policy};
+use crate::policy::{
+    Action, DecisionRequest, Outcome, PolicyInputs, PolicyRuntime, PolicySource, load_policy,
+};
 use crate::registry::unix_now;
 
 /// Quiet time after a file event before reloading, so that a burst of
@@ -53,7 +55,9 @@ pub struct Reloader {
 
 impl std::fmt::Debug for Reloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reloader").field("source", &self.source).finish_non_exhaustive()
+        f.debug_struct("Reloader")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,12 +95,22 @@ impl Reloader {
     pub async fn reload(&self, trigger: &str) -> Result<(), String> {
         let _one_at_a_time = self.running.lock().await;
         let previous = self.gateway.policy();
-        let (runtime, source, inputs) = (self.runtime.clone(), self.source.clone(), self.inputs.clone());
-        let loaded = tokio::task::spawn_blocking(move || load_policy(&runtime, &source, &inputs, Some(&previous)))
-            .await
-            .map_err(|e| format!("reload task failed; {e}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
-        let record = |error: Option<String>| ReloadRecord { at: unix_now(), trigger: trigger.to_owned(), error };
+        let (runtime, source, inputs) = (
+            self.runtime.clone(),
+            self.source.clone(),
+            self.inputs.clone(),
+        );
+        let loaded = tokio::task::spawn_blocking(move || {
+            load_policy(&runtime, &source, &inputs, Some(&previous))
+        })
+        .await
+        .map_err(|e| format!("reload task failed; {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
+        let record = |error: Option<String>| ReloadRecord {
+            at: unix_now(),
+            trigger: trigger.to_owned(),
+            error,
+        };
         let policy = match loaded {
             Ok(policy) => policy,
             Err(error) => {
@@ -137,7 +151,11 @@ impl Reloader {
             let mut denial = denied(gateway.decide(request(Action::Connect, None, None)).await);
             if denial.is_none() {
                 for (worker, team) in gateway.registry.of_connection(id) {
-                    denial = denied(gateway.decide(request(Action::Register, team, Some(worker))).await);
+                    denial = denied(
+                        gateway
+                            .decide(request(Action::Register, team, Some(worker)))
+                            .await,
+                    );
                     if denial.is_some() {
                         break;
                     }
@@ -149,14 +167,20 @@ impl Reloader {
             gateway.registry.remove_connection(id);
             gateway.session_ended(id);
             let message = format!("access revoked: {reason}");
-            let _ = session.handle.disconnect(russh::Disconnect::ByApplication, message, String::new()).await;
+            let _ = session
+                .handle
+                .disconnect(russh::Disconnect::ByApplication, message, String::new())
+                .await;
         }
     }
 
     /// The active policy and the last reloads, for `GET /status`.
     pub fn status(&self, gateway: &Gateway) -> Value {
         let policy = gateway.policy();
-        let loaded_at = policy.loaded_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let loaded_at = policy
+            .loaded_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let inputs: Vec<Value> = policy
             .inputs
             .iter()
@@ -229,30 +253,47 @@ impl FileWatch {
         let files = reloader.watched_files();
         let (tx, events) = mpsc::channel(1);
         if files.is_empty() {
-            return Ok(FileWatch { reloader, _watcher: None, events });
+            return Ok(FileWatch {
+                reloader,
+                _watcher: None,
+                events,
+            });
         }
-        let names: HashSet<OsString> = files.iter().filter_map(|f| f.file_name().map(Into::into)).collect();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event
-                && relevant(&event, &names)
-            {
-                let _ = tx.try_send(());
-            }
-        })?;
+        let names: HashSet<OsString> = files
+            .iter()
+            .filter_map(|f| f.file_name().map(Into::into))
+            .collect();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event
+                    && relevant(&event, &names)
+                {
+                    let _ = tx.try_send(());
+                }
+            })?;
         let dirs: HashSet<PathBuf> = files.iter().map(|f| parent_dir(f)).collect();
         for dir in &dirs {
             watcher
                 .watch(dir, RecursiveMode::NonRecursive)
-                .map_err(|e| anyhow::anyhow!("failed to watch {} for changes; {e}", dir.display()))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("failed to watch {} for changes; {e}", dir.display())
+                })?;
             tracing::info!(dir = %dir.display(), "watching for changes");
         }
-        Ok(FileWatch { reloader, _watcher: Some(watcher), events })
+        Ok(FileWatch {
+            reloader,
+            _watcher: Some(watcher),
+            events,
+        })
     }
 
     /// Reload after each burst of changes, forever.
     pub async fn run(mut self) {
         while self.events.recv().await.is_some() {
-            while tokio::time::timeout(DEBOUNCE, self.events.recv()).await.is_ok_and(|m| m.is_some()) {}
+            while tokio::time::timeout(DEBOUNCE, self.events.recv())
+                .await
+                .is_ok_and(|m| m.is_some())
+            {}
             let _ = self.reloader.reload("file-change").await;
         }
     }
@@ -268,10 +309,14 @@ fn parent_dir(file: &Path) -> PathBuf {
 /// A change to one of the files, or to Kubernetes' `..data`-style entries.
 /// Reads (access events) never count: the reload itself reads the files.
 fn relevant(event: &notify::Event, names: &HashSet<OsString>) -> bool {
-    if !matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any) {
+    if !matches!(
+        event.kind,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any
+    ) {
         return false;
     }
     event.paths.iter().any(|p| {
-        p.file_name().is_some_and(|n| names.contains(n) || n.to_string_lossy().starts_with(".."))
+        p.file_name()
+            .is_some_and(|n| names.contains(n) || n.to_string_lossy().starts_with(".."))
     })
 }

@@ -111,7 +111,10 @@ impl PublicKeyData {
         }
         let blob = STANDARD.decode(base64).map_err(|_| KeyError::BadBase64)?;
         validate_blob(algorithm, &blob)?;
-        Ok(PublicKeyData { algorithm: algorithm.to_owned(), blob })
+        Ok(PublicKeyData {
+            algorithm: algorithm.to_owned(),
+            blob,
+        })
     }
 
     /// The algorithm name, e.g. `ssh-ed25519`.
@@ -166,7 +169,10 @@ impl<'a> Wire<'a> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(KeyError::Malformed(format!("{} unexpected trailing bytes", self.0.len())))
+            Err(KeyError::Malformed(format!(
+                "{} unexpected trailing bytes",
+                self.0.len()
+            )))
         }
     }
 }
@@ -203,7 +209,9 @@ fn validate_blob(algorithm: &str, blob: &[u8]) -> Result<(), KeyError> {
                 _ => return Err(KeyError::Malformed("unknown curve".into())),
             };
             if !algorithm.contains(name) {
-                return Err(KeyError::Malformed(format!("curve {name} does not match {algorithm}")));
+                return Err(KeyError::Malformed(format!(
+                    "curve {name} does not match {algorithm}"
+                )));
             }
             expect_len(wire.string("curve point")?, point_len, "curve point")?;
         }
@@ -218,7 +226,10 @@ fn expect_len(field: &[u8], len: usize, what: &str) -> Result<(), KeyError> {
     if field.len() == len {
         Ok(())
     } else {
-        Err(KeyError::Malformed(format!("{what} is {} bytes, expected {len}", field.len())))
+        Err(KeyError::Malformed(format!(
+            "{what} is {} bytes, expected {len}",
+            field.len()
+        )))
     }
 }
 
@@ -246,7 +257,9 @@ impl AddrPattern {
             let len = if ip.is_ipv4() { 32 } else { 128 };
             return Ok(AddrPattern::Cidr(ip, len));
         }
-        let looks_like_addr = text.chars().all(|c| c.is_ascii_hexdigit() || ".:*?".contains(c));
+        let looks_like_addr = text
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || ".:*?".contains(c));
         if !looks_like_addr {
             warnings.push(format!(
                 "from= pattern `{text}` is a host name; keygate does not resolve names, \
@@ -265,7 +278,9 @@ impl AddrPattern {
 }
 
 fn parse_cidr(text: &str, addr: &str, len: &str) -> Result<AddrPattern, String> {
-    let ip: IpAddr = addr.parse().map_err(|_| format!("invalid address in CIDR `{text}`"))?;
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("invalid address in CIDR `{text}`"))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len: u8 = len
         .parse()
@@ -273,7 +288,10 @@ fn parse_cidr(text: &str, addr: &str, len: &str) -> Result<AddrPattern, String> 
         .filter(|l| *l <= max)
         .ok_or_else(|| format!("invalid prefix length in CIDR `{text}` (0 to {max})"))?;
     if mask(ip, len) != ip {
-        return Err(format!("CIDR `{text}` has host bits set; did you mean `{}/{len}`?", mask(ip, len)));
+        return Err(format!(
+            "CIDR `{text}` has host bits set; did you mean `{}/{len}`?",
+            mask(ip, len)
+        ));
     }
     Ok(AddrPattern::Cidr(ip, len))
 }
@@ -282,12 +300,20 @@ fn mask(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             IpAddr::V4((bits & m).into())
         }
         IpAddr::V6(v6) => {
             let bits = u128::from(v6);
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             IpAddr::V6((bits & m).into())
         }
     }
@@ -321,7 +347,9 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
             },
         }
     }
-    pattern.get(p..).is_some_and(|rest| rest.iter().all(|c| *c == b'*'))
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == b'*'))
 }
 
 /// The options of one `authorized_keys` line that keygate enforces.
@@ -356,7 +384,11 @@ impl KeyOptions {
                 allowed = true;
             }
         }
-        if allowed { Ok(()) } else { Err(format!("client address {text} is not in from=")) }
+        if allowed {
+            Ok(())
+        } else {
+            Err(format!("client address {text} is not in from="))
+        }
     }
 
     /// The `expiry-time`, as seconds since the Unix epoch.
@@ -415,7 +447,12 @@ pub fn parse_authorized_key(line: &str) -> Result<Option<AuthorizedKey>, String>
     let data = words.next().ok_or("no key data after the key type")?;
     let comment = words.next().unwrap_or("").trim().to_owned();
     let key = PublicKeyData::from_parts(algorithm, data.trim()).map_err(|e| e.to_string())?;
-    Ok(Some(AuthorizedKey { options, key, comment, warnings }))
+    Ok(Some(AuthorizedKey {
+        options,
+        key,
+        comment,
+        warnings,
+    }))
 }
 
 /// Byte offset where the first word ends: the first unquoted space or tab.
@@ -445,7 +482,9 @@ fn split_options(text: &str) -> Result<Vec<(String, Option<String>)>, String> {
         }
         let value = if chars.next_if_eq(&'=').is_some() {
             if chars.next_if_eq(&'"').is_none() {
-                return Err(format!("option `{name}` needs a quoted value: {name}=\"...\""));
+                return Err(format!(
+                    "option `{name}` needs a quoted value: {name}=\"...\""
+                ));
             }
             let mut value = String::new();
             loop {
@@ -501,9 +540,11 @@ fn parse_options(text: &str, warnings: &mut Vec<String>) -> Result<KeyOptions, S
     let pairs = split_options(text)?;
     let has = |n: &str| pairs.iter().any(|(name, _)| name.eq_ignore_ascii_case(n));
     if has("restrict") && !has("port-forwarding") {
-        return Err("option `restrict` forbids the reverse tunnels workers need; \
+        return Err(
+            "option `restrict` forbids the reverse tunnels workers need; \
                     write `restrict,port-forwarding` or drop it"
-            .into());
+                .into(),
+        );
     }
     for (name, value) in &pairs {
         let lower = name.to_ascii_lowercase();
@@ -512,7 +553,9 @@ fn parse_options(text: &str, warnings: &mut Vec<String>) -> Result<KeyOptions, S
             ("expiry-time", Some(v)) => options.expiry = Some(parse_expiry(v)?),
             ("restrict" | "port-forwarding", None) => {}
             (n, None) if IGNORED_OPTIONS.contains(&n) => {
-                warnings.push(format!("option `{name}` has no effect: keygate never grants it"));
+                warnings.push(format!(
+                    "option `{name}` has no effect: keygate never grants it"
+                ));
             }
             (n, _) if UNENFORCEABLE_OPTIONS.contains(&n) => {
                 return Err(format!(
@@ -554,8 +597,15 @@ pub fn parse_expiry(value: &str) -> Result<u64, String> {
     let field = |range: std::ops::Range<usize>| -> u32 {
         digits.get(range).and_then(|s| s.parse().ok()).unwrap_or(0)
     };
-    crate::civil_to_unix(field(0..4), field(4..6), field(6..8), field(8..10), field(10..12), field(12..14))
-        .ok_or_else(bad)
+    crate::civil_to_unix(
+        field(0..4),
+        field(4..6),
+        field(6..8),
+        field(8..10),
+        field(10..12),
+        field(12..14),
+    )
+    .ok_or_else(bad)
 }
 
 /// A problem found on one line of an `authorized_keys` file.
@@ -587,12 +637,18 @@ pub fn parse_authorized_keys(text: &str) -> AuthorizedKeys {
         match parse_authorized_key(line) {
             Ok(Some(mut key)) => {
                 for message in key.warnings.drain(..) {
-                    out.warnings.push(LineProblem { line: number, message });
+                    out.warnings.push(LineProblem {
+                        line: number,
+                        message,
+                    });
                 }
                 out.keys.push((number, key));
             }
             Ok(None) => {}
-            Err(message) => out.errors.push(LineProblem { line: number, message }),
+            Err(message) => out.errors.push(LineProblem {
+                line: number,
+                message,
+            }),
         }
     }
     out

@@ -138,7 +138,15 @@ macro_rules! export_policy {
                 }
             }
 
-            $crate::bindings::__export_guest!(Export with_types_in $crate::bindings);
+    $crate::bindings::__export_guest!(Export with_types_in $crate::bindings);
+        };
+
+        // Natively the policy is still "used", so that unit-test builds of a
+        // policy crate do not warn that its code is dead.
+        #[cfg(not(target_family = "wasm"))]
+        const _: () = {
+            let _ = <$policy as $crate::Policy>::init;
+            let _ = <$policy as $crate::Policy>::authorize;
         };
     };
 }

@@ -7,7 +7,10 @@ use crate::{Action, PublicKey, Request};
 /// everything else set to neutral values: user `worker`, client address
 /// `127.0.0.1`, no worker name, time 0 (1970, before any expiry). Panics if
 /// the key does not parse, which in a test is what one wants.
-#[expect(clippy::expect_used, reason = "test helper; a bad key is a bug in the test")]
+#[expect(
+    clippy::expect_used,
+    reason = "test helper; a bad key is a bug in the test"
+)]
 pub fn request(action: Action, team: Option<&str>, openssh: &str) -> Request {
     let key = PublicKeyData::parse(openssh).expect("test key must parse");
     Request {

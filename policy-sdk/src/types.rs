@@ -51,9 +51,16 @@ impl Request {
     }
 }
 
+#[expect(
+    clippy::derivable_impls,
+    reason = "the type is generated; derives there apply to every type"
+)]
 impl Default for InitReport {
     fn default() -> Self {
-        InitReport { summary: Vec::new(), warnings: Vec::new() }
+        InitReport {
+            summary: Vec::new(),
+            warnings: Vec::new(),
+        }
     }
 }
 

@@ -2,7 +2,13 @@
 //! and HTTP clients. All network traffic stays on loopback, and every wait
 //! is bounded.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod russh_client;
 
@@ -48,7 +54,11 @@ pub fn keygen(dir: &Path, name: &str, kind: &str) -> Key {
     assert!(status.success(), "ssh-keygen failed");
     let public = private.with_extension("pub");
     let line = std::fs::read_to_string(&public).unwrap().trim().to_owned();
-    Key { private, public, line }
+    Key {
+        private,
+        public,
+        line,
+    }
 }
 
 /// A YAML team-key file body: `teams` of (team, keys).
@@ -86,7 +96,9 @@ pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 /// Run a command with `stdin`, killing it after `limit`.
 pub fn run(mut cmd: Command, stdin: &[u8], limit: Duration) -> Output {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let mut input = child.stdin.take().unwrap();
     input.write_all(stdin).unwrap();
@@ -117,15 +129,21 @@ impl Gateway {
     /// host key lives in `dir`.
     pub fn start(dir: &Path, args: &[&str]) -> Gateway {
         let mut cmd = keygate();
-        cmd.args(["--log-format", "json", "--log", "keygate=debug,info", "serve"])
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .arg("--host-key")
-            .arg(dir.join("host_key"))
-            .args(["--heartbeat-interval", "200ms"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--log-format",
+            "json",
+            "--log",
+            "keygate=debug,info",
+            "serve",
+        ])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--host-key")
+        .arg(dir.join("host_key"))
+        .args(["--heartbeat-interval", "200ms"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start keygate serve");
         let stderr = child.stderr.take().unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));
@@ -149,7 +167,12 @@ impl Gateway {
         };
         let ssh = ssh.as_str().unwrap().parse().unwrap();
         let admin = admin.as_str().unwrap().parse().unwrap();
-        Gateway { child, ssh, admin, logs }
+        Gateway {
+            child,
+            ssh,
+            admin,
+            logs,
+        }
     }
 
     /// The process id, for signals.
@@ -159,7 +182,10 @@ impl Gateway {
 
     /// Send SIGHUP.
     pub fn sighup(&self) {
-        let status = Command::new("kill").args(["-HUP", &self.pid().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -169,13 +195,22 @@ impl Gateway {
     }
 
     /// Wait for a log event matching `check`.
-    pub fn wait_for_log(&self, limit: Duration, check: impl Fn(&serde_json::Value) -> bool) -> bool {
+    pub fn wait_for_log(
+        &self,
+        limit: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> bool {
         wait_until(limit, || self.logs.lock().unwrap().iter().any(&check))
     }
 
     /// Count log events whose message is `message`.
     pub fn count_logs(&self, message: &str) -> usize {
-        self.logs.lock().unwrap().iter().filter(|e| e["message"] == message).count()
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["message"] == message)
+            .count()
     }
 
     /// `GET path` on the admin API: (status, body).
@@ -201,7 +236,10 @@ impl Gateway {
 
     /// Names of registered workers.
     pub fn worker_names(&self) -> Vec<String> {
-        self.workers(None).iter().map(|w| w["name"].as_str().unwrap().to_owned()).collect()
+        self.workers(None)
+            .iter()
+            .map(|w| w["name"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// `GET /status`, parsed.
@@ -245,7 +283,9 @@ impl Gateway {
     pub fn spawn_worker(&self, key: &Key, extra: &[&str], command: &str, json: &str) -> Worker {
         let mut cmd = self.ssh(key);
         cmd.args(extra).arg("worker@127.0.0.1").arg(command);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();
         stdin.write_all(json.as_bytes()).unwrap();
@@ -289,7 +329,8 @@ impl Worker {
 
     /// Wait until the worker prints `{"event":"registered"}`.
     pub fn registered(&self) -> bool {
-        self.next_line(Duration::from_secs(20)).is_some_and(|l| l.contains("registered"))
+        self.next_line(Duration::from_secs(20))
+            .is_some_and(|l| l.contains("registered"))
     }
 
     /// Whether the ssh process has exited, waiting up to `limit`.
@@ -331,12 +372,24 @@ impl Drop for Worker {
 /// A minimal HTTP/1.0 request; returns (status, body).
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: keygate\r\nContent-Length: 0\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: keygate\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 

@@ -24,7 +24,12 @@ pub fn run(args: &PolicyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn report(out: &mut impl Write, policy: &LoadedPolicy, instances: usize) -> std::io::Result<()> {
-    writeln!(out, "policy: {} (sha256 {})", policy.source(), policy.digest())?;
+    writeln!(
+        out,
+        "policy: {} (sha256 {})",
+        policy.source(),
+        policy.digest()
+    )?;
     writeln!(
         out,
         "loaded: compiled in {} ms, init in {} ms on {instances} instance(s)",
@@ -32,7 +37,12 @@ fn report(out: &mut impl Write, policy: &LoadedPolicy, instances: usize) -> std:
         policy.init_time.as_millis()
     )?;
     for input in &policy.inputs {
-        writeln!(out, "input: {} (sha256 {})", input.path.display(), input.digest)?;
+        writeln!(
+            out,
+            "input: {} (sha256 {})",
+            input.path.display(),
+            input.digest
+        )?;
     }
     for line in &policy.summary {
         writeln!(out, "{line}")?;

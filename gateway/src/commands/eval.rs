@@ -25,9 +25,14 @@ pub fn run(args: &EvalArgs) -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(fault @ Outcome::Fault(_)) => {
-            let Outcome::Fault(detail) = &fault else { return ExitCode::from(EXIT_ERROR) };
+            let Outcome::Fault(detail) = &fault else {
+                return ExitCode::from(EXIT_ERROR);
+            };
             let reason = fault.reason().unwrap_or_default();
-            println!("{}", json!({"decision": "deny", "reason": reason, "fault": detail.to_string()}));
+            println!(
+                "{}",
+                json!({"decision": "deny", "reason": reason, "fault": detail.to_string()})
+            );
             ExitCode::from(EXIT_ERROR)
         }
         Err(e) => {

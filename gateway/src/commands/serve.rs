@@ -37,9 +37,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         allow_ssh_rsa_sha1: args.allow_ssh_rsa_sha1,
     };
     let gateway = Arc::new(Gateway::new(policy, config));
-    let reloader = Arc::new(Reloader::new(runtime, source, inputs, gateway.clone(), !args.no_revoke_on_reload));
+    let reloader = Arc::new(Reloader::new(
+        runtime,
+        source,
+        inputs,
+        gateway.clone(),
+        !args.no_revoke_on_reload,
+    ));
 
-    let watch = if args.no_watch { None } else { Some(reload::FileWatch::start(reloader.clone())?) };
+    let watch = if args.no_watch {
+        None
+    } else {
+        Some(reload::FileWatch::start(reloader.clone())?)
+    };
     let ssh_listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;
@@ -52,8 +62,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "listening"
     );
 
-    tokio::spawn(log_exit("admin API", admin::serve(admin_listener, gateway.clone(), reloader.clone())));
-    tokio::spawn(log_exit("SIGHUP handler", reload::on_sighup(reloader.clone())));
+    tokio::spawn(log_exit(
+        "admin API",
+        admin::serve(admin_listener, gateway.clone(), reloader.clone()),
+    ));
+    tokio::spawn(log_exit(
+        "SIGHUP handler",
+        reload::on_sighup(reloader.clone()),
+    ));
     if let Some(watch) = watch {
         tokio::spawn(watch.run());
     }

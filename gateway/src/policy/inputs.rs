@@ -73,10 +73,16 @@ pub struct InputError {
 pub const MAX_INPUT_BYTES: u64 = 256 << 20;
 
 fn read_file(path: &Path) -> Result<Vec<u8>, InputError> {
-    let wrap = |error| InputError { path: path.to_owned(), error };
+    let wrap = |error| InputError {
+        path: path.to_owned(),
+        error,
+    };
     let meta = std::fs::metadata(path).map_err(wrap)?;
     if meta.len() > MAX_INPUT_BYTES {
-        let msg = format!("file is {} bytes, over the {MAX_INPUT_BYTES}-byte limit", meta.len());
+        let msg = format!(
+            "file is {} bytes, over the {MAX_INPUT_BYTES}-byte limit",
+            meta.len()
+        );
         return Err(wrap(std::io::Error::other(msg)));
     }
     std::fs::read(path).map_err(wrap)
@@ -86,7 +92,12 @@ impl PolicyInputs {
     /// Every configured path, for watching.
     pub fn paths(&self) -> Vec<PathBuf> {
         let teams = self.team_authorized_keys.iter().map(|(_, p)| p.clone());
-        self.authorized_keys.iter().cloned().chain(teams).chain(self.team_keys_file.clone()).collect()
+        self.authorized_keys
+            .iter()
+            .cloned()
+            .chain(teams)
+            .chain(self.team_keys_file.clone())
+            .collect()
     }
 
     /// Read every input. Any unreadable file fails the whole read.
@@ -96,17 +107,28 @@ impl PolicyInputs {
             named.push((format!("authorized-keys:{}", path.display()), path));
         }
         for (team, path) in &self.team_authorized_keys {
-            named.push((format!("team-authorized-keys:{team}:{}", path.display()), path));
+            named.push((
+                format!("team-authorized-keys:{team}:{}", path.display()),
+                path,
+            ));
         }
         if let Some(path) = &self.team_keys_file {
-            named.push((format!("team-authorized-keys-file:{}", path.display()), path));
+            named.push((
+                format!("team-authorized-keys-file:{}", path.display()),
+                path,
+            ));
         }
         named
             .into_iter()
             .map(|(name, path)| {
                 let data = read_file(path)?;
                 let digest = Digest::of(&data);
-                Ok(InputFile { name, path: path.to_owned(), data, digest })
+                Ok(InputFile {
+                    name,
+                    path: path.to_owned(),
+                    data,
+                    digest,
+                })
             })
             .collect()
     }

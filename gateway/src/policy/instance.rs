@@ -29,8 +29,8 @@ wasmtime::component::bindgen!({
     world: "keygate-policy",
 });
 
-use keygate::policy::host::{self, Level};
-use keygate::policy::types as wit;
+use self::keygate::policy::host::{self, Level};
+use self::keygate::policy::types as wit;
 
 pub use wit::InitReport;
 
@@ -51,7 +51,10 @@ pub struct StoreState {
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -85,15 +88,28 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max {
             self.hit = true;
-            return Err(wasmtime::format_err!("memory cap of {} bytes reached", self.max));
+            return Err(wasmtime::format_err!(
+                "memory cap of {} bytes reached",
+                self.max
+            ));
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }
@@ -143,7 +159,9 @@ impl PolicyInstance {
         limits: &PolicyLimits,
         inputs: &[InputFile],
     ) -> Result<(PolicyInstance, InitReport), StartError> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let clock = Arc::new(AtomicU64::new(now));
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtxBuilder::new()
@@ -171,15 +189,25 @@ impl PolicyInstance {
             .map_err(|e| StartError::Fault(classify(&e, &store, init_ms)))?;
         let inputs: Vec<wit::Input> = inputs
             .iter()
-            .map(|i| wit::Input { name: i.name.clone(), data: i.data.clone() })
+            .map(|i| wit::Input {
+                name: i.name.clone(),
+                data: i.data.clone(),
+            })
             .collect();
-        let result = bindings.keygate_policy_policy().call_init(&mut store, &inputs);
+        let result = bindings
+            .keygate_policy_policy()
+            .call_init(&mut store, &inputs);
         let report = match result {
             Ok(Ok(report)) => report,
             Ok(Err(message)) => return Err(StartError::Rejected(message)),
             Err(e) => return Err(StartError::Fault(classify(&e, &store, init_ms))),
         };
-        let instance = PolicyInstance { store, bindings, clock, limits: limits.clone() };
+        let instance = PolicyInstance {
+            store,
+            bindings,
+            clock,
+            limits: limits.clone(),
+        };
         Ok((instance, report))
     }
 
@@ -188,12 +216,21 @@ impl PolicyInstance {
     pub(crate) fn authorize(&mut self, request: &DecisionRequest) -> Outcome {
         let now = request.unix_time();
         self.clock.store(now, Ordering::Relaxed);
-        self.store.set_epoch_deadline(ticks(self.limits.decision_timeout));
+        self.store
+            .set_epoch_deadline(ticks(self.limits.decision_timeout));
         let wit_request = to_wit(request, now);
-        match self.bindings.keygate_policy_policy().call_authorize(&mut self.store, &wit_request) {
+        match self
+            .bindings
+            .keygate_policy_policy()
+            .call_authorize(&mut self.store, &wit_request)
+        {
             Ok(wit::Decision::Allow) => Outcome::Allow,
             Ok(wit::Decision::Deny(reason)) => Outcome::Deny(reason),
-            Err(e) => Outcome::Fault(classify(&e, &self.store, millis(self.limits.decision_timeout))),
+            Err(e) => Outcome::Fault(classify(
+                &e,
+                &self.store,
+                millis(self.limits.decision_timeout),
+            )),
         }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::{InputFile, LoadError, LoadedPolicy, PolicyInputs, PolicyRuntime, PolicySource};
 use super::runtime::Digest;
+use super::{InputFile, LoadError, LoadedPolicy, PolicyInputs, PolicyRuntime, PolicySource};
 
 /// Read the module and inputs, compile (unless `previous` already holds the
 /// same module), and start the instances. Nothing is shared with

@@ -24,8 +24,10 @@ pub use runtime::{CompiledPolicy, Digest, LoadError, PolicyLimits, PolicyRuntime
 use crate::domain::{KeyIdentity, Team, WorkerName};
 
 /// The default policy, built from `policies/yaml-teams` and embedded here.
-pub const EMBEDDED_POLICY: &[u8] =
-    include_bytes!(concat!(env!("KEYGATE_POLICY_DIR"), "/keygate_policy_yaml_teams.wasm"));
+pub const EMBEDDED_POLICY: &[u8] = include_bytes!(concat!(
+    env!("KEYGATE_POLICY_DIR"),
+    "/keygate_policy_yaml_teams.wasm"
+));
 
 /// What a worker is trying to do.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -55,8 +57,13 @@ impl Action {
     }
 
     /// Every action, for metrics that list them all.
-    pub const ALL: [Action; 5] =
-        [Action::Connect, Action::Register, Action::Land, Action::Retire, Action::Delete];
+    pub const ALL: [Action; 5] = [
+        Action::Connect,
+        Action::Register,
+        Action::Land,
+        Action::Retire,
+        Action::Delete,
+    ];
 }
 
 impl fmt::Display for Action {
@@ -72,7 +79,9 @@ impl std::str::FromStr for Action {
         Action::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unknown action `{s}` (connect, register, land, retire, delete)"))
+            .ok_or_else(|| {
+                format!("unknown action `{s}` (connect, register, land, retire, delete)")
+            })
     }
 }
 
@@ -97,7 +106,9 @@ pub struct DecisionRequest {
 
 impl DecisionRequest {
     pub(crate) fn unix_time(&self) -> u64 {
-        self.time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        self.time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
     }
 }
 
@@ -162,7 +173,9 @@ impl Outcome {
         match self {
             Outcome::Allow => None,
             Outcome::Deny(reason) => Some(reason.clone()),
-            Outcome::Fault(fault) => Some(format!("policy error ({}); request denied", fault.kind())),
+            Outcome::Fault(fault) => {
+                Some(format!("policy error ({}); request denied", fault.kind()))
+            }
         }
     }
 }

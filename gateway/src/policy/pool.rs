@@ -55,7 +55,10 @@ pub struct LoadedPolicy {
 
 impl std::fmt::Debug for LoadedPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPolicy").field("digest", &self.digest()).field("source", self.source()).finish()
+        f.debug_struct("LoadedPolicy")
+            .field("digest", &self.digest())
+            .field("source", self.source())
+            .finish()
     }
 }
 
@@ -82,10 +85,15 @@ impl LoadedPolicy {
             };
             let ready = ready_tx.clone();
             let name = format!("keygate-policy-{}-{n}", compiled.digest.short());
-            let spawned = std::thread::Builder::new().name(name).spawn(move || worker.run(ready));
+            let spawned = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || worker.run(ready));
             if let Err(e) = spawned {
                 let fault = PolicyFault::Unavailable(format!("cannot start a thread; {e}"));
-                return Err(LoadError::InitFault { policy: compiled.source.clone(), fault });
+                return Err(LoadError::InitFault {
+                    policy: compiled.source.clone(),
+                    fault,
+                });
             }
         }
         drop(ready_tx);
@@ -94,16 +102,29 @@ impl LoadedPolicy {
             let policy = compiled.source.clone();
             match result {
                 Ok(r) => report = report.or(Some(r)),
-                Err(StartError::Rejected(message)) => return Err(LoadError::Init { policy, message }),
-                Err(StartError::Fault(fault)) => return Err(LoadError::InitFault { policy, fault }),
+                Err(StartError::Rejected(message)) => {
+                    return Err(LoadError::Init { policy, message });
+                }
+                Err(StartError::Fault(fault)) => {
+                    return Err(LoadError::InitFault { policy, fault });
+                }
             }
         }
-        let report = report.unwrap_or(InitReport { summary: Vec::new(), warnings: Vec::new() });
+        let report = report.unwrap_or(InitReport {
+            summary: Vec::new(),
+            warnings: Vec::new(),
+        });
         Ok(LoadedPolicy {
             compiled,
             summary: report.summary,
             warnings: report.warnings,
-            inputs: inputs.iter().map(|i| LoadedInput { path: i.path.clone(), digest: i.digest }).collect(),
+            inputs: inputs
+                .iter()
+                .map(|i| LoadedInput {
+                    path: i.path.clone(),
+                    digest: i.digest,
+                })
+                .collect(),
             loaded_at: SystemTime::now(),
             init_time: started.elapsed(),
             jobs,
@@ -153,7 +174,9 @@ impl LoadedPolicy {
             Ok(()) => Ok(receiver),
             Err(TrySendError::Full(_)) => {
                 self.faults.fetch_add(1, Ordering::Relaxed);
-                Err(Outcome::Fault(PolicyFault::Unavailable("decision queue is full".into())))
+                Err(Outcome::Fault(PolicyFault::Unavailable(
+                    "decision queue is full".into(),
+                )))
             }
             Err(TrySendError::Disconnected(_)) => Err(stopped()),
         }
@@ -161,7 +184,9 @@ impl LoadedPolicy {
 }
 
 fn stopped() -> Outcome {
-    Outcome::Fault(PolicyFault::Unavailable("no policy instance is running".into()))
+    Outcome::Fault(PolicyFault::Unavailable(
+        "no policy instance is running".into(),
+    ))
 }
 
 /// One instance's thread.

@@ -94,16 +94,28 @@ pub enum LoadError {
     CoreModule { policy: PolicySource },
     /// Compilation failed.
     #[error("{policy}: failed to compile; {detail}")]
-    Compile { policy: PolicySource, detail: String },
+    Compile {
+        policy: PolicySource,
+        detail: String,
+    },
     /// The component does not fit keygate's contract.
     #[error("{policy}: does not implement {WORLD}; {detail}")]
-    World { policy: PolicySource, detail: String },
+    World {
+        policy: PolicySource,
+        detail: String,
+    },
     /// The policy's `init` refused its inputs.
     #[error("{policy}: init rejected the inputs:\n{message}")]
-    Init { policy: PolicySource, message: String },
+    Init {
+        policy: PolicySource,
+        message: String,
+    },
     /// The policy's `init` broke.
     #[error("{policy}: init failed; {fault}")]
-    InitFault { policy: PolicySource, fault: super::PolicyFault },
+    InitFault {
+        policy: PolicySource,
+        fault: super::PolicyFault,
+    },
 }
 
 /// A policy compiled and checked against the contract, ready to start.
@@ -119,7 +131,10 @@ pub struct CompiledPolicy {
 
 impl fmt::Debug for CompiledPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CompiledPolicy").field("digest", &self.digest).field("source", &self.source).finish()
+        f.debug_struct("CompiledPolicy")
+            .field("digest", &self.digest)
+            .field("source", &self.source)
+            .finish()
     }
 }
 
@@ -133,7 +148,9 @@ pub struct PolicyRuntime {
 
 impl fmt::Debug for PolicyRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PolicyRuntime").field("limits", &self.limits).finish()
+        f.debug_struct("PolicyRuntime")
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -144,11 +161,16 @@ impl PolicyRuntime {
         config.epoch_interruption(true);
         config.wasm_component_model(true);
         config.parallel_compilation(true);
-        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("failed to set up wasmtime; {e}"))?;
+        let engine =
+            Engine::new(&config).map_err(|e| anyhow::anyhow!("failed to set up wasmtime; {e}"))?;
         let linker = super::instance::linker(&engine)
             .map_err(|e| anyhow::anyhow!("failed to link the policy host; {e}"))?;
         start_epoch_clock(&engine)?;
-        Ok(PolicyRuntime { engine, linker: Arc::new(linker), limits })
+        Ok(PolicyRuntime {
+            engine,
+            linker: Arc::new(linker),
+            limits,
+        })
     }
 
     /// The limits every policy started here runs under.
@@ -157,18 +179,34 @@ impl PolicyRuntime {
     }
 
     /// Compile a module and check it against the contract.
-    pub fn compile(&self, source: &PolicySource, bytes: &[u8]) -> Result<CompiledPolicy, LoadError> {
+    pub fn compile(
+        &self,
+        source: &PolicySource,
+        bytes: &[u8],
+    ) -> Result<CompiledPolicy, LoadError> {
         let started = Instant::now();
         match bytes.get(..8) {
             Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
-                return Err(LoadError::CoreModule { policy: source.clone() });
+                return Err(LoadError::CoreModule {
+                    policy: source.clone(),
+                });
             }
             Some([0, b'a', b's', b'm', ..]) => {}
-            _ => return Err(LoadError::NotWasm { policy: source.clone() }),
+            _ => {
+                return Err(LoadError::NotWasm {
+                    policy: source.clone(),
+                });
+            }
         }
-        let component = Component::from_binary(&self.engine, bytes)
-            .map_err(|e| LoadError::Compile { policy: source.clone(), detail: chain(&e) })?;
-        let world = |e: wasmtime::Error| LoadError::World { policy: source.clone(), detail: chain(&e) };
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(|e| LoadError::Compile {
+                policy: source.clone(),
+                detail: chain(&e),
+            })?;
+        let world = |e: wasmtime::Error| LoadError::World {
+            policy: source.clone(),
+            detail: chain(&e),
+        };
         let pre = self.linker.instantiate_pre(&component).map_err(world)?;
         let pre = KeygatePolicyPre::new(pre).map_err(world)?;
         Ok(CompiledPolicy {
@@ -199,5 +237,9 @@ fn start_epoch_clock(engine: &Engine) -> anyhow::Result<()> {
 
 /// An error and its causes on one line.
 pub(crate) fn chain(error: &wasmtime::Error) -> String {
-    error.chain().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
+    error
+        .chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -78,11 +78,16 @@ fn parse_forward(args: &[&str]) -> Result<WorkerCommand, String> {
         };
         let value = match inline {
             Some(v) => v,
-            None => args.next().ok_or_else(|| format!("forward-worker: `{flag}` needs an address"))?,
+            None => args
+                .next()
+                .ok_or_else(|| format!("forward-worker: `{flag}` needs an address"))?,
         };
         *slot = Some(value.to_owned());
     }
-    Ok(WorkerCommand::Forward { garden, baggageclaim })
+    Ok(WorkerCommand::Forward {
+        garden,
+        baggageclaim,
+    })
 }
 
 /// The worker JSON sent on stdin (Concourse's worker shape). Only `name`
@@ -102,8 +107,8 @@ pub struct WorkerPayload {
 impl WorkerPayload {
     /// Parse the payload; the error is shown to the worker.
     pub fn parse(bytes: &[u8]) -> Result<WorkerPayload, String> {
-        let payload: WorkerPayload =
-            serde_json::from_slice(bytes).map_err(|e| format!("invalid worker JSON on stdin; {e}"))?;
+        let payload: WorkerPayload = serde_json::from_slice(bytes)
+            .map_err(|e| format!("invalid worker JSON on stdin; {e}"))?;
         if payload.name.trim().is_empty() {
             return Err("worker JSON has an empty `name`".into());
         }
@@ -117,14 +122,18 @@ impl WorkerPayload {
 
     /// The claimed team; `None` for the global scope.
     pub fn team(&self) -> Option<Team> {
-        self.team.as_deref().filter(|t| !t.is_empty()).map(Team::new)
+        self.team
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(Team::new)
     }
 }
 
 /// Whether `buffer` holds a complete JSON value yet: `Ok(true)` when it
 /// does, `Ok(false)` when more input is needed, `Err` when it never will.
 pub fn payload_complete(buffer: &[u8]) -> Result<bool, String> {
-    let mut values = serde_json::Deserializer::from_slice(buffer).into_iter::<serde::de::IgnoredAny>();
+    let mut values =
+        serde_json::Deserializer::from_slice(buffer).into_iter::<serde::de::IgnoredAny>();
     match values.next() {
         Some(Ok(_)) => Ok(true),
         Some(Err(e)) if e.is_eof() => Ok(false),
@@ -140,7 +149,9 @@ mod tests {
     #[test]
     fn commands() {
         assert_eq!(
-            WorkerCommand::parse("forward-worker --garden 0.0.0.0:7777 --baggageclaim=0.0.0.0:7788"),
+            WorkerCommand::parse(
+                "forward-worker --garden 0.0.0.0:7777 --baggageclaim=0.0.0.0:7788"
+            ),
             Ok(WorkerCommand::Forward {
                 garden: Some("0.0.0.0:7777".into()),
                 baggageclaim: Some("0.0.0.0:7788".into())
@@ -150,12 +161,17 @@ mod tests {
         assert!(WorkerCommand::parse("land-worker now").is_err());
         assert!(WorkerCommand::parse("forward-worker --garden").is_err());
         assert!(WorkerCommand::parse("forward-worker --shell x").is_err());
-        assert!(WorkerCommand::parse("bash -c id").unwrap_err().contains("unknown command"));
+        assert!(
+            WorkerCommand::parse("bash -c id")
+                .unwrap_err()
+                .contains("unknown command")
+        );
     }
 
     #[test]
     fn payloads() {
-        let p = WorkerPayload::parse(br#"{"name":"w1","team":"","platform":"linux","tags":["a"]}"#).unwrap();
+        let p = WorkerPayload::parse(br#"{"name":"w1","team":"","platform":"linux","tags":["a"]}"#)
+            .unwrap();
         assert_eq!((p.name.as_str(), p.team()), ("w1", None));
         assert_eq!(p.rest["platform"], "linux");
         assert!(WorkerPayload::parse(br#"{"team":"a"}"#).is_err());

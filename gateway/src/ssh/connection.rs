@@ -35,7 +35,8 @@ impl Forward {
     /// Whether `address:port` (as a worker's `--garden` flag names it)
     /// means this tunnel. Either the requested or the bound port matches.
     pub fn matches(&self, address: &str, port: u32) -> bool {
-        self.address == address && (self.requested_port == port || u32::from(self.bound.port()) == port)
+        self.address == address
+            && (self.requested_port == port || u32::from(self.bound.port()) == port)
     }
 }
 
@@ -56,7 +57,13 @@ pub struct Connection {
 impl Connection {
     /// A new connection's state.
     pub fn new(id: u64, gateway: Arc<Gateway>, client: IpAddr, span: tracing::Span) -> Connection {
-        Connection { id, gateway, client, span, forwards: Mutex::new(Vec::new()) }
+        Connection {
+            id,
+            gateway,
+            client,
+            span,
+            forwards: Mutex::new(Vec::new()),
+        }
     }
 
     /// The connection's tunnels.

@@ -22,7 +22,12 @@ pub async fn open(conn: &Connection, handle: Handle, address: &str, port: &mut u
     let gateway = &conn.gateway;
     let max = gateway.config.max_forwards;
     if conn.forwards().len() >= max {
-        tracing::info!(address, port = *port, max, "tcpip-forward refused: tunnel limit reached");
+        tracing::info!(
+            address,
+            port = *port,
+            max,
+            "tcpip-forward refused: tunnel limit reached"
+        );
         return false;
     }
     let listener = match TcpListener::bind((gateway.config.forward_bind, 0)).await {
@@ -32,17 +37,33 @@ pub async fn open(conn: &Connection, handle: Handle, address: &str, port: &mut u
             return false;
         }
     };
-    let Ok(bound) = listener.local_addr() else { return false };
+    let Ok(bound) = listener.local_addr() else {
+        return false;
+    };
     let requested_port = *port;
-    let channel_port = if requested_port == 0 { u32::from(bound.port()) } else { requested_port };
-    let relay = Relay { gateway: gateway.clone(), handle, address: address.to_owned(), port: channel_port };
+    let channel_port = if requested_port == 0 {
+        u32::from(bound.port())
+    } else {
+        requested_port
+    };
+    let relay = Relay {
+        gateway: gateway.clone(),
+        handle,
+        address: address.to_owned(),
+        port: channel_port,
+    };
     let task = tokio::spawn(relay.accept_loop(listener).instrument(conn.span.clone()));
     let mut forwards = conn.forwards();
     if forwards.len() >= max {
         task.abort();
         return false;
     }
-    forwards.push(Forward { address: address.to_owned(), requested_port, bound, task });
+    forwards.push(Forward {
+        address: address.to_owned(),
+        requested_port,
+        bound,
+        task,
+    });
     drop(forwards);
     gateway.metrics.tunnels(1);
     if requested_port == 0 {
@@ -71,7 +92,10 @@ pub fn lookup(conn: &Connection, spec: &str) -> Option<SocketAddr> {
     let (host, port) = spec.rsplit_once(':')?;
     let port: u32 = port.parse().ok()?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    conn.forwards().iter().find(|f| f.matches(host, port)).map(|f| f.bound)
+    conn.forwards()
+        .iter()
+        .find(|f| f.matches(host, port))
+        .map(|f| f.bound)
 }
 
 struct Relay {
@@ -88,7 +112,9 @@ impl Relay {
             match listener.accept().await {
                 Ok((socket, origin)) => {
                     let relay = relay.clone();
-                    tokio::spawn(async move { relay.relay(socket, origin).await }.in_current_span());
+                    tokio::spawn(
+                        async move { relay.relay(socket, origin).await }.in_current_span(),
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "tunnel accept failed");
@@ -101,7 +127,12 @@ impl Relay {
     async fn relay(&self, mut socket: TcpStream, origin: SocketAddr) {
         let opened = self
             .handle
-            .channel_open_forwarded_tcpip(&self.address, self.port, origin.ip().to_string(), u32::from(origin.port()))
+            .channel_open_forwarded_tcpip(
+                &self.address,
+                self.port,
+                origin.ip().to_string(),
+                u32::from(origin.port()),
+            )
             .await;
         let channel = match opened {
             Ok(channel) => channel,

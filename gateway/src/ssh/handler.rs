@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use russh::keys::{Algorithm, PublicKey};
-use russh::server::{Auth as AuthResult, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::server::{
+    Auth as AuthResult, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
+};
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
@@ -32,17 +34,25 @@ pub struct ConnectionHandler {
 impl ConnectionHandler {
     /// A handler for `conn`; `authenticated` fires once auth succeeds.
     pub fn new(conn: Arc<Connection>, authenticated: oneshot::Sender<()>) -> ConnectionHandler {
-        ConnectionHandler { conn, auth: None, authenticated: Some(authenticated) }
+        ConnectionHandler {
+            conn,
+            auth: None,
+            authenticated: Some(authenticated),
+        }
     }
 
     fn reject() -> AuthResult {
-        AuthResult::Reject { proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])), partial_success: false }
+        AuthResult::Reject {
+            proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
+            partial_success: false,
+        }
     }
 
     /// Whether `algorithm` is an RSA signature over SHA-1 that is not
     /// allowed here.
     fn refused_sha1(&self, algorithm: &Algorithm) -> bool {
-        matches!(algorithm, Algorithm::Rsa { hash: None }) && !self.conn.gateway.config.allow_ssh_rsa_sha1
+        matches!(algorithm, Algorithm::Rsa { hash: None })
+            && !self.conn.gateway.config.allow_ssh_rsa_sha1
     }
 
     /// Ask the policy whether `key` may connect as `user`.
@@ -63,7 +73,12 @@ impl ConnectionHandler {
             worker: None,
             time: SystemTime::now(),
         };
-        self.conn.gateway.decide(request).await.is_allow().then_some(identity)
+        self.conn
+            .gateway
+            .decide(request)
+            .await
+            .is_allow()
+            .then_some(identity)
     }
 
     async fn offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> AuthResult {
@@ -84,7 +99,10 @@ impl ConnectionHandler {
         match self.may_connect(user, key.public_key).await {
             Some(identity) => {
                 tracing::info!(user, key.fingerprint = %identity.fingerprint(), "authenticated");
-                self.auth = Some(Arc::new(Auth { user: user.to_owned(), key: identity }));
+                self.auth = Some(Arc::new(Auth {
+                    user: user.to_owned(),
+                    key: identity,
+                }));
                 AuthResult::Accept
             }
             None => Self::reject(),
@@ -99,12 +117,20 @@ impl Handler for ConnectionHandler {
         Ok(Self::reject())
     }
 
-    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<AuthResult, Self::Error> {
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<AuthResult, Self::Error> {
         let span = self.conn.span.clone();
         Ok(self.offered(user, offer).instrument(span).await)
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<AuthResult, Self::Error> {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<AuthResult, Self::Error> {
         let span = self.conn.span.clone();
         Ok(self.verified(user, key).instrument(span).await)
     }
@@ -132,7 +158,9 @@ impl Handler for ConnectionHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(auth) = self.auth.clone() else {
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         };
         reply.accept().await;
@@ -153,25 +181,40 @@ impl Handler for ConnectionHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         tracing::info!(parent: &self.conn.span, host, port, "refused direct-tcpip channel: local forwarding is not offered");
-        reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
         Ok(())
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, _data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         // The session task reads the command and answers on stderr with the
         // exit status; refusing the request here would hide the reason.
         session.channel_success(channel)
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_success(channel)
     }
 
-    async fn subsystem_request(&mut self, channel: ChannelId, _name: &str, session: &mut Session) -> Result<(), Self::Error> {
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_failure(channel)
     }
 
-    #[expect(clippy::too_many_arguments, reason = "russh's signature")]
     async fn pty_request(
         &mut self,
         channel: ChannelId,
@@ -198,19 +241,35 @@ impl Handler for ConnectionHandler {
         session.channel_failure(channel)
     }
 
-    async fn agent_request(&mut self, _channel: ChannelId, _session: &mut Session) -> Result<bool, Self::Error> {
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         Ok(false)
     }
 
-    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, session: &mut Session) -> Result<bool, Self::Error> {
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         if self.auth.is_none() {
             return Ok(false);
         }
         let span = self.conn.span.clone();
-        Ok(forward::open(&self.conn, session.handle(), address, port).instrument(span).await)
+        Ok(forward::open(&self.conn, session.handle(), address, port)
+            .instrument(span)
+            .await)
     }
 
-    async fn cancel_tcpip_forward(&mut self, address: &str, port: u32, _session: &mut Session) -> Result<bool, Self::Error> {
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         let _span = self.conn.span.enter();
         Ok(forward::cancel(&self.conn, address, port))
     }

@@ -24,7 +24,9 @@ pub fn load_or_generate(path: &Path) -> anyhow::Result<PrivateKey> {
     }
     let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
         .context("failed to generate an ed25519 host key")?;
-    let pem = key.to_openssh(LineEnding::LF).context("failed to encode the host key")?;
+    let pem = key
+        .to_openssh(LineEnding::LF)
+        .context("failed to encode the host key")?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -35,7 +35,7 @@ use crate::domain::client_ip;
 use crate::gateway::Gateway;
 use connection::Connection;
 use handler::ConnectionHandler;
-use startups::{Startups, StartupEnd};
+use startups::{StartupEnd, Startups};
 
 /// Connection limits before and after authentication.
 #[derive(Debug, Clone)]
@@ -57,7 +57,9 @@ pub struct Limits {
 /// russh's configuration for keygate.
 pub fn config(keys: Vec<russh::keys::PrivateKey>, limits: &Limits) -> Config {
     Config {
-        server_id: russh::SshId::Standard(format!("SSH-2.0-keygate_{}", env!("CARGO_PKG_VERSION")).into()),
+        server_id: russh::SshId::Standard(
+            format!("SSH-2.0-keygate_{}", env!("CARGO_PKG_VERSION")).into(),
+        ),
         methods: MethodSet::from(&[MethodKind::PublicKey][..]),
         // Public-key probing tells a client whether a key is acceptable by
         // design (RFC 4252), so delaying rejections protects nothing.
@@ -74,7 +76,12 @@ pub fn config(keys: Vec<russh::keys::PrivateKey>, limits: &Limits) -> Config {
 }
 
 /// Accept connections on `listener` forever.
-pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, config: Arc<Config>, limits: Limits) {
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    config: Arc<Config>,
+    limits: Limits,
+) {
     let startups = Arc::new(Startups::new(limits.max_startups));
     let ids = AtomicU64::new(1);
     gateway.set_listening();
@@ -90,8 +97,17 @@ pub async fn serve(gateway: Arc<Gateway>, listener: TcpListener, config: Arc<Con
         };
         let id = ids.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("conn", conn.id = id, client.addr = %peer);
-        let accepted = Accepted { gateway: gateway.clone(), config: config.clone(), startups: startups.clone(), grace: limits.login_grace_time };
-        tokio::spawn(accepted.run(id, socket, peer, span.clone()).instrument(span));
+        let accepted = Accepted {
+            gateway: gateway.clone(),
+            config: config.clone(),
+            startups: startups.clone(),
+            grace: limits.login_grace_time,
+        };
+        tokio::spawn(
+            accepted
+                .run(id, socket, peer, span.clone())
+                .instrument(span),
+        );
     }
 }
 
@@ -107,7 +123,12 @@ impl Accepted {
         let metrics = &self.gateway.metrics;
         metrics.connection_opened();
         tracing::debug!("connection accepted");
-        let conn = Arc::new(Connection::new(id, self.gateway.clone(), client_ip(peer.ip()), span));
+        let conn = Arc::new(Connection::new(
+            id,
+            self.gateway.clone(),
+            client_ip(peer.ip()),
+            span,
+        ));
         let (authenticated_tx, authenticated_rx) = oneshot::channel();
         let handler = ConnectionHandler::new(conn, authenticated_tx);
         let slot = self.startups.admit(id);
@@ -160,7 +181,9 @@ impl Accepted {
             }
             StartupEnd::Evicted => {
                 self.gateway.metrics.preauth_dropped("max_startups");
-                tracing::info!("closing: oldest unauthenticated connection, dropped to admit a new one");
+                tracing::info!(
+                    "closing: oldest unauthenticated connection, dropped to admit a new one"
+                );
             }
             StartupEnd::Authenticated | StartupEnd::Closed => {}
         }

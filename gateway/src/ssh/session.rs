@@ -24,15 +24,21 @@ type Channel = russh::Channel<Msg>;
 
 /// Serve one session channel until it closes.
 pub async fn serve(mut channel: Channel, conn: Arc<Connection>, auth: Arc<Auth>) {
-    let Some((command, stdin)) = read_request(&mut channel).await else { return };
+    let Some((command, stdin)) = read_request(&mut channel).await else {
+        return;
+    };
     let payload = match WorkerPayload::parse(&stdin) {
         Ok(payload) => payload,
         Err(e) => return fail(&channel, &e).await,
     };
     let ctx = Context { conn, auth };
     match command {
-        WorkerCommand::Forward { garden, baggageclaim } => {
-            ctx.forward(channel, payload, garden.as_deref(), baggageclaim.as_deref()).await;
+        WorkerCommand::Forward {
+            garden,
+            baggageclaim,
+        } => {
+            ctx.forward(channel, payload, garden.as_deref(), baggageclaim.as_deref())
+                .await;
         }
         other => ctx.change_state(channel, &other, payload).await,
     }
@@ -126,7 +132,13 @@ impl Context {
         }
     }
 
-    async fn forward(&self, channel: Channel, mut payload: WorkerPayload, garden: Option<&str>, bc: Option<&str>) {
+    async fn forward(
+        &self,
+        channel: Channel,
+        mut payload: WorkerPayload,
+        garden: Option<&str>,
+        bc: Option<&str>,
+    ) {
         let gateway = &self.conn.gateway;
         let name = payload.worker();
         let team = payload.team();
@@ -137,17 +149,27 @@ impl Context {
         let peer = gateway.config.peer_address;
         if let Some(spec) = garden {
             let Some(bound) = forward::lookup(&self.conn, spec) else {
-                return fail(&channel, &format!("no reverse tunnel for --garden {spec}; request it first")).await;
+                return fail(
+                    &channel,
+                    &format!("no reverse tunnel for --garden {spec}; request it first"),
+                )
+                .await;
             };
             let addr = SocketAddr::new(peer, bound.port()).to_string();
             payload.rest.insert("addr".into(), Value::String(addr));
         }
         if let Some(spec) = bc {
             let Some(bound) = forward::lookup(&self.conn, spec) else {
-                return fail(&channel, &format!("no reverse tunnel for --baggageclaim {spec}; request it first")).await;
+                return fail(
+                    &channel,
+                    &format!("no reverse tunnel for --baggageclaim {spec}; request it first"),
+                )
+                .await;
             };
             let url = format!("http://{}", SocketAddr::new(peer, bound.port()));
-            payload.rest.insert("baggageclaim_url".into(), Value::String(url));
+            payload
+                .rest
+                .insert("baggageclaim_url".into(), Value::String(url));
         }
         let now = unix_now();
         let record = WorkerRecord {
@@ -176,7 +198,11 @@ impl Context {
     /// channel closes or the worker is deleted.
     async fn heartbeat(&self, mut channel: Channel, name: &WorkerName, generation: u64) {
         let gateway = &self.conn.gateway;
-        if channel.data_bytes(&b"{\"event\":\"registered\"}\n"[..]).await.is_err() {
+        if channel
+            .data_bytes(&b"{\"event\":\"registered\"}\n"[..])
+            .await
+            .is_err()
+        {
             return;
         }
         let mut ticker = tokio::time::interval(gateway.config.heartbeat_interval);
@@ -202,7 +228,12 @@ impl Context {
 
     /// `land-worker`, `retire-worker`, `delete-worker`. The team checked is
     /// the registered worker's own, not the one the payload claims.
-    async fn change_state(&self, channel: Channel, command: &WorkerCommand, payload: WorkerPayload) {
+    async fn change_state(
+        &self,
+        channel: Channel,
+        command: &WorkerCommand,
+        payload: WorkerPayload,
+    ) {
         let gateway = &self.conn.gateway;
         let name = payload.worker();
         let owner = gateway.registry.owner(&name);
@@ -211,11 +242,18 @@ impl Context {
             None => payload.team(),
         };
         let action = command.action();
-        if let Err(reason) = gateway.allowed(self.request(action.clone(), team, &name)).await {
+        if let Err(reason) = gateway
+            .allowed(self.request(action.clone(), team, &name))
+            .await
+        {
             return fail(&channel, &reason).await;
         }
         if owner.is_none() {
-            return fail(&channel, &format!("no worker named {name} is registered here")).await;
+            return fail(
+                &channel,
+                &format!("no worker named {name} is registered here"),
+            )
+            .await;
         }
         let done = match command {
             WorkerCommand::Land => gateway.registry.set_state(&name, WorkerState::Landing),
@@ -223,7 +261,11 @@ impl Context {
             _ => gateway.registry.delete(&name),
         };
         if !done {
-            return fail(&channel, &format!("worker {name} left before the {action} took effect")).await;
+            return fail(
+                &channel,
+                &format!("worker {name} left before the {action} took effect"),
+            )
+            .await;
         }
         tracing::info!(worker = %name, action = %action, "worker state changed");
         finish(&channel, 0).await;

@@ -40,7 +40,10 @@ pub struct Startups {
 impl Startups {
     /// A table admitting `max` connections.
     pub fn new(max: usize) -> Startups {
-        Startups { max: max.max(1), table: Mutex::new(BTreeMap::new()) }
+        Startups {
+            max: max.max(1),
+            table: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Admit connection `id`, evicting the oldest if the table is full.
@@ -54,11 +57,18 @@ impl Startups {
             }
         }
         table.insert(id, notify.clone());
-        Slot { id, notify, startups: Arc::downgrade(self) }
+        Slot {
+            id,
+            notify,
+            startups: Arc::downgrade(self),
+        }
     }
 
     fn remove(&self, id: u64) {
-        self.table.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 }
 
@@ -102,17 +112,26 @@ mod tests {
         let _second = startups.admit(2);
         let _third = startups.admit(3);
         let (_tx, rx) = oneshot::channel();
-        assert_eq!(first.wait(rx, Duration::from_secs(5)).await, StartupEnd::Evicted);
+        assert_eq!(
+            first.wait(rx, Duration::from_secs(5)).await,
+            StartupEnd::Evicted
+        );
     }
 
     #[tokio::test]
     async fn grace_time_and_authentication() {
         let startups = Arc::new(Startups::new(4));
         let (_tx, rx) = oneshot::channel();
-        assert_eq!(startups.admit(1).wait(rx, Duration::from_millis(10)).await, StartupEnd::GraceTime);
+        assert_eq!(
+            startups.admit(1).wait(rx, Duration::from_millis(10)).await,
+            StartupEnd::GraceTime
+        );
         let (tx, rx) = oneshot::channel();
         tx.send(()).unwrap();
-        assert_eq!(startups.admit(2).wait(rx, Duration::from_secs(5)).await, StartupEnd::Authenticated);
+        assert_eq!(
+            startups.admit(2).wait(rx, Duration::from_secs(5)).await,
+            StartupEnd::Authenticated
+        );
         assert!(startups.table.lock().unwrap().is_empty());
     }
 }

@@ -56,7 +56,9 @@ impl Index {
     pub fn load(inputs: &[Input]) -> Result<(Index, InitReport), String> {
         let mut loader = Loader::default();
         if inputs.is_empty() {
-            loader.warnings.push("no key inputs given; every key will be denied".into());
+            loader
+                .warnings
+                .push("no key inputs given; every key will be denied".into());
         }
         for input in inputs {
             loader.input(input);
@@ -123,7 +125,8 @@ impl Loader {
     fn input(&mut self, input: &Input) {
         let name = input.name.as_str();
         let Ok(text) = std::str::from_utf8(&input.data) else {
-            self.errors.push(format!("{}: not UTF-8 text", display_name(name)));
+            self.errors
+                .push(format!("{}: not UTF-8 text", display_name(name)));
             return;
         };
         if let Some(path) = name.strip_prefix("authorized-keys:") {
@@ -134,7 +137,9 @@ impl Loader {
                     let id = self.index.team_id(team);
                     self.authorized_keys(path, text, Scope::Team(id));
                 }
-                _ => self.errors.push(format!("input `{name}`: empty team name (expected TEAM:FILE)")),
+                _ => self.errors.push(format!(
+                    "input `{name}`: empty team name (expected TEAM:FILE)"
+                )),
             }
         } else if let Some(path) = name.strip_prefix("team-authorized-keys-file:") {
             self.yaml(path, text);
@@ -165,7 +170,9 @@ impl Loader {
             let team = entry.team.trim();
             if team != entry.team {
                 let line = entry.line;
-                self.warnings.push(format!("{path}:{line}: team name `{team}` has surrounding spaces; they are ignored"));
+                self.warnings.push(format!(
+                    "{path}:{line}: team name `{team}` has surrounding spaces; they are ignored"
+                ));
             }
             if let Some((file, first)) = self.yaml_teams.get(team) {
                 self.warnings.push(format!(
@@ -173,15 +180,18 @@ impl Loader {
                     entry.line
                 ));
             } else {
-                self.yaml_teams.insert(team.to_owned(), (path.to_owned(), entry.line));
+                self.yaml_teams
+                    .insert(team.to_owned(), (path.to_owned(), entry.line));
             }
             let id = self.index.team_id(team);
             if entry.keys.is_empty() {
-                self.warnings.push(format!("{path}:{}: team {team} has no keys", entry.line));
+                self.warnings
+                    .push(format!("{path}:{}: team {team} has no keys", entry.line));
             }
             for (line, key) in entry.keys {
                 if key.trim().is_empty() {
-                    self.errors.push(format!("{path}:{line}: empty key in team {team}"));
+                    self.errors
+                        .push(format!("{path}:{line}: empty key in team {team}"));
                     continue;
                 }
                 self.key_line(path, line, &key, Scope::Team(id));
@@ -206,7 +216,10 @@ impl Loader {
         match self.first_seen.get(&(scope, key.key.clone())) {
             Some(first) => {
                 let team = self.scope_label(scope);
-                self.warnings.push(format!("{here}: key {} repeats {first}{team}", key.key.fingerprint()));
+                self.warnings.push(format!(
+                    "{here}: key {} repeats {first}{team}",
+                    key.key.fingerprint()
+                ));
             }
             None => {
                 self.first_seen.insert((scope, key.key.clone()), here);
@@ -220,7 +233,10 @@ impl Loader {
                 }
             }
         }
-        let grant = Grant { scope, options: key.options };
+        let grant = Grant {
+            scope,
+            options: key.options,
+        };
         self.index.keys.entry(key.key).or_default().push(grant);
     }
 
@@ -241,7 +257,11 @@ impl Loader {
                 let _ = write!(message, "\n  {error}");
             }
             if self.errors.len() > MAX_LISTED_ERRORS {
-                let _ = write!(message, "\n  ... and {} more", self.errors.len() - MAX_LISTED_ERRORS);
+                let _ = write!(
+                    message,
+                    "\n  ... and {} more",
+                    self.errors.len() - MAX_LISTED_ERRORS
+                );
             }
             return Err(message);
         }
@@ -254,11 +274,18 @@ impl Loader {
         let team_keys: usize = index.team_key_counts.iter().sum();
         let mut report = InitReport::default()
             .summary(format!("inputs: {}", self.sources.join(", ")))
-            .summary(format!("teams: {} ({team_keys} team keys)", index.team_names.len()))
+            .summary(format!(
+                "teams: {} ({team_keys} team keys)",
+                index.team_names.len()
+            ))
             .summary(format!("global keys: {}", index.global_keys))
             .summary(format!("distinct keys: {}", index.keys.len()));
         if index.team_names.len() <= MAX_LISTED_TEAMS {
-            let mut teams: Vec<_> = index.team_names.iter().zip(&index.team_key_counts).collect();
+            let mut teams: Vec<_> = index
+                .team_names
+                .iter()
+                .zip(&index.team_key_counts)
+                .collect();
             teams.sort();
             for (name, count) in teams {
                 report = report.summary(format!("  team {name}: {count} keys"));

@@ -118,7 +118,10 @@ impl MarkedEventReceiver for TreeBuilder {
             Event::DocumentStart => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    self.fail(line, "more than one YAML document; put all teams in one list");
+                    self.fail(
+                        line,
+                        "more than one YAML document; put all teams in one list",
+                    );
                 }
             }
             Event::Alias(_) => self.fail(line, "YAML aliases are not supported"),
@@ -154,7 +157,10 @@ pub fn parse(text: &str) -> Parsed {
     let mut builder = TreeBuilder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
-        return (Vec::new(), vec![(e.marker().line(), format!("invalid YAML; {}", e.info()))]);
+        return (
+            Vec::new(),
+            vec![(e.marker().line(), format!("invalid YAML; {}", e.info()))],
+        );
     }
     if let Some(error) = builder.error {
         return (Vec::new(), vec![error]);
@@ -165,7 +171,13 @@ pub fn parse(text: &str) -> Parsed {
         Some(Node::Scalar(_, s)) if s.is_empty() => (Vec::new(), Vec::new()),
         Some(other) => {
             let found = other.kind();
-            (Vec::new(), vec![(other.line(), format!("expected a list of teams (`- team: NAME`), found {found}"))])
+            (
+                Vec::new(),
+                vec![(
+                    other.line(),
+                    format!("expected a list of teams (`- team: NAME`), found {found}"),
+                )],
+            )
         }
     }
 }
@@ -184,7 +196,10 @@ fn entries(items: Vec<Node>) -> Parsed {
 
 fn entry(node: Node) -> Result<TeamEntry, Vec<(usize, String)>> {
     let Node::Map(line, fields) = node else {
-        let msg = format!("expected a team entry (`team:` and `ssh_keys:`), found {}", node.kind());
+        let msg = format!(
+            "expected a team entry (`team:` and `ssh_keys:`), found {}",
+            node.kind()
+        );
         return Err(vec![(node.line(), msg)]);
     };
     let mut team = None;
@@ -194,7 +209,10 @@ fn entry(node: Node) -> Result<TeamEntry, Vec<(usize, String)>> {
         match (key, value) {
             (Node::Scalar(_, k), Node::Scalar(l, v)) if k == "team" => team = Some((l, v)),
             (Node::Scalar(_, k), v) if k == "team" => {
-                errors.push((v.line(), format!("`team` must be a string, found {}", v.kind())));
+                errors.push((
+                    v.line(),
+                    format!("`team` must be a string, found {}", v.kind()),
+                ));
             }
             (Node::Scalar(_, k), v) if k == "ssh_keys" => match key_list(v) {
                 Ok(list) => keys = Some(list),
@@ -221,7 +239,11 @@ fn entry(node: Node) -> Result<TeamEntry, Vec<(usize, String)>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(TeamEntry { team, line, keys: keys.unwrap_or_default() })
+    Ok(TeamEntry {
+        team,
+        line,
+        keys: keys.unwrap_or_default(),
+    })
 }
 
 fn key_list(node: Node) -> Result<Vec<(usize, String)>, (usize, String)> {
@@ -230,11 +252,20 @@ fn key_list(node: Node) -> Result<Vec<(usize, String)>, (usize, String)> {
             .into_iter()
             .map(|item| match item {
                 Node::Scalar(line, key) => Ok((line, key)),
-                other => Err((other.line(), format!("each ssh_keys item must be a key string, found {}", other.kind()))),
+                other => Err((
+                    other.line(),
+                    format!(
+                        "each ssh_keys item must be a key string, found {}",
+                        other.kind()
+                    ),
+                )),
             })
             .collect(),
         // `ssh_keys:` with nothing after it.
         Node::Scalar(_, s) if s.is_empty() || s == "~" || s == "null" => Ok(Vec::new()),
-        other => Err((other.line(), format!("`ssh_keys` must be a list of keys, found {}", other.kind()))),
+        other => Err((
+            other.line(),
+            format!("`ssh_keys` must be a list of keys, found {}", other.kind()),
+        )),
     }
 }

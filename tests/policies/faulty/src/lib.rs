@@ -10,6 +10,8 @@
 //!   does not take the gateway down.
 //! - `deny-all`, `allow-all`: a well-behaved policy with a fixed answer.
 
+#![allow(clippy::panic, reason = "this policy panics on purpose")]
+
 use keygate_policy_sdk::{Decision, InitReport, Input, Policy, Request, log};
 
 #[derive(Debug)]
@@ -35,7 +37,10 @@ impl Policy for Faulty {
             None => (mode.clone(), None),
         };
         log::info(&format!("faulty policy loaded in mode {mode}"));
-        Ok((Faulty { fault, only_team }, InitReport::default().summary(format!("mode: {mode}"))))
+        Ok((
+            Faulty { fault, only_team },
+            InitReport::default().summary(format!("mode: {mode}")),
+        ))
     }
 
     fn authorize(&self, request: &Request) -> Decision {
