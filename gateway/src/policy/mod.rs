@@ -11,6 +11,7 @@ mod instance;
 mod load;
 mod pool;
 mod runtime;
+mod standalone;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -20,6 +21,7 @@ pub use inputs::{InputFile, PolicyInputs, PolicySource};
 pub use load::load_policy;
 pub use pool::{LoadedInput, LoadedPolicy};
 pub use runtime::{CompiledPolicy, Digest, LoadError, PolicyLimits, PolicyRuntime};
+pub use standalone::Standalone;
 
 use crate::domain::{KeyIdentity, Team, WorkerName};
 

@@ -98,6 +98,8 @@ pub fn lookup(conn: &Connection, spec: &str) -> Option<SocketAddr> {
         .map(|f| f.bound)
 }
 
+const RELAY_BUFFER: usize = 32 << 10;
+
 struct Relay {
     gateway: Arc<Gateway>,
     handle: Handle,
@@ -144,7 +146,15 @@ impl Relay {
         let metrics = &self.gateway.metrics;
         metrics.tunnel_connections(1);
         let mut stream = channel.into_stream();
-        match tokio::io::copy_bidirectional(&mut socket, &mut stream).await {
+        // Buffers the size of an SSH packet's payload: fewer, fuller packets.
+        match tokio::io::copy_bidirectional_with_sizes(
+            &mut socket,
+            &mut stream,
+            RELAY_BUFFER,
+            RELAY_BUFFER,
+        )
+        .await
+        {
             Ok((to_worker, from_worker)) => metrics.relayed(to_worker, from_worker),
             Err(e) => tracing::debug!(error = %e, %origin, "tunnel relay ended with an error"),
         }

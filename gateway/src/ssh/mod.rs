@@ -70,7 +70,6 @@ pub fn config(keys: Vec<russh::keys::PrivateKey>, limits: &Limits) -> Config {
         inactivity_timeout: limits.idle_timeout,
         keepalive_interval: limits.keepalive_interval,
         keepalive_max: limits.keepalive_count,
-        nodelay: true,
         ..Config::default()
     }
 }
@@ -95,6 +94,11 @@ pub async fn serve(
                 continue;
             }
         };
+        // Handshakes are a string of small request-response messages:
+        // Nagle's algorithm would hold each back for a delayed ACK.
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(error = %e, "set_nodelay failed");
+        }
         let id = ids.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("conn", conn.id = id, client.addr = %peer);
         let accepted = Accepted {

@@ -1,0 +1,3 @@
+//! Shared pieces of keygate's benchmarks: the synthetic data set.
+
+pub mod dataset;
