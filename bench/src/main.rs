@@ -77,10 +77,10 @@ fn main() -> anyhow::Result<()> {
         }
     } else {
         Scale {
-            handshakes: [(1, 100), (16, 400), (64, 640)],
+            handshakes: [(1, 40), (16, 160), (64, 256)],
             reloads: 20,
             workers: [1_000, 10_000],
-            sshd_workers: 1_000,
+            sshd_workers: 200,
             tunnel_bytes: 256 << 20,
             name: "quick",
         }

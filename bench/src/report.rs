@@ -65,8 +65,10 @@ impl Table {
             let met = (run.concurrency == 64).then_some(ratio >= 20.0);
             self.row(
                 &format!(
-                    "handshakes/s, {} clients ({} each)",
-                    run.concurrency, run.count
+                    "handshakes/s, {} clients ({} keygate, {} sshd)",
+                    run.concurrency,
+                    run.count * crate::sections::KEYGATE_HANDSHAKE_FACTOR,
+                    run.count
                 ),
                 format!("{:.0}", run.keygate_rate),
                 format!("{:.1} (sshd)", run.sshd_rate),

@@ -139,14 +139,19 @@ async fn run_handshakes(
     Ok((count as f64 / elapsed, cpu / count as f64 * 1000.0))
 }
 
+/// keygate runs this many times the handshakes sshd runs at each setting.
+pub const KEYGATE_HANDSHAKE_FACTOR: usize = 10;
+
 /// Handshake rates, keygate and sshd alternating at each concurrency.
 pub async fn handshakes(setup: &Setup, scale: &Scale) -> anyhow::Result<Vec<HandshakeRun>> {
     let keygate = setup.keygate(None, &["--max-startups", "1000"])?;
     let sshd = setup.sshd()?;
     let mut runs = Vec::new();
     for &(concurrency, count) in &scale.handshakes {
+        // keygate is far faster: more handshakes give it a measurable run.
+        let keygate_count = count * KEYGATE_HANDSHAKE_FACTOR;
         let (keygate_rate, keygate_cpu_ms) =
-            run_handshakes(setup, &keygate, "land-worker", concurrency, count).await?;
+            run_handshakes(setup, &keygate, "land-worker", concurrency, keygate_count).await?;
         let (sshd_rate, sshd_cpu_ms) =
             run_handshakes(setup, &sshd, "true", concurrency, count).await?;
         eprintln!(
@@ -308,7 +313,9 @@ async fn hold_many(
         );
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await?;
-            client::hold_worker(config, addr, &user, &key, &format!("worker-{i}"), register).await
+            let name = format!("worker-{i}");
+            let hold = client::hold_worker(config, addr, &user, &key, &name, register);
+            tokio::time::timeout(Duration::from_secs(60), hold).await.context("worker connection timed out")?
         }));
     }
     let mut held = Vec::with_capacity(count);
@@ -318,10 +325,28 @@ async fn hold_many(
     Ok(held)
 }
 
+/// The soft limit on open files, as `scripts/bench.sh` raised it.
+fn open_files_limit() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        .unwrap_or(1024)
+}
+
 /// Memory per connected worker: keygate at each size, sshd at its size.
 pub async fn memory(setup: &Setup, scale: &Scale) -> anyhow::Result<MemoryRun> {
     let mut keygate_figures = Vec::new();
-    for &count in &scale.workers {
+    // keygate holds three descriptors per worker (the connection and two
+    // tunnel listeners) and this process one; stay inside the limit.
+    let limit = open_files_limit();
+    let fit = limit.saturating_sub(500) / 3;
+    for &wanted in &scale.workers {
+        let count = wanted.min(fit);
+        if count < wanted {
+            eprintln!("  {wanted} workers need {} descriptors; the limit is {limit}: measuring {count}", wanted * 3);
+        }
         let keygate = setup.keygate(None, &["--max-startups", "1000", "--max-forwards", "2"])?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let before = procs::pss_kib(keygate.child.id());
