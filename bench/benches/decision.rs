@@ -94,6 +94,41 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(standalone.authorize(black_box(&miss))))
     });
 
+    // The floor of any policy call: a policy that allows everything, so
+    // the figure is the component boundary alone (lowering the request,
+    // the call, lifting the answer).
+    let mode = dir.path().join("mode");
+    std::fs::write(&mode, "allow-all").unwrap();
+    let floor_inputs = PolicyInputs {
+        authorized_keys: Some(mode),
+        ..Default::default()
+    };
+    let faulty = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/policies/wasm32-wasip2/policy/keygate_policy_faulty.wasm");
+    if let Ok(bytes) = std::fs::read(&faulty) {
+        let floor_compiled = runtime
+            .compile(&PolicySource::File(faulty), &bytes)
+            .unwrap();
+        let mut floor =
+            Standalone::start(&floor_compiled, &limits, &floor_inputs.read().unwrap()).unwrap();
+        assert!(floor.authorize(&hit).is_allow());
+        c.bench_function("wasm_call/floor", |b| {
+            b.iter(|| black_box(floor.authorize(black_box(&hit))))
+        });
+    }
+
+    let small = dir.path().join("small.yml");
+    std::fs::write(&small, dataset::teams_yaml(2, 2)).unwrap();
+    let small_files = PolicyInputs {
+        team_keys_file: Some(small),
+        ..Default::default()
+    }
+    .read()
+    .unwrap();
+    c.bench_function("instantiate_and_init/4_keys", |b| {
+        b.iter(|| black_box(Standalone::start(&compiled, &limits, &small_files).unwrap()))
+    });
+
     let pooled = load_policy(&runtime, &PolicySource::Embedded, &inputs, None).unwrap();
     c.bench_function("wasm_gateway/hit", |b| {
         b.iter(|| black_box(pooled.decide_blocking(hit.clone())))

@@ -315,7 +315,9 @@ async fn hold_many(
             let _permit = gate.acquire_owned().await?;
             let name = format!("worker-{i}");
             let hold = client::hold_worker(config, addr, &user, &key, &name, register);
-            tokio::time::timeout(Duration::from_secs(60), hold).await.context("worker connection timed out")?
+            tokio::time::timeout(Duration::from_secs(60), hold)
+                .await
+                .context("worker connection timed out")?
         }));
     }
     let mut held = Vec::with_capacity(count);
@@ -345,7 +347,10 @@ pub async fn memory(setup: &Setup, scale: &Scale) -> anyhow::Result<MemoryRun> {
     for &wanted in &scale.workers {
         let count = wanted.min(fit);
         if count < wanted {
-            eprintln!("  {wanted} workers need {} descriptors; the limit is {limit}: measuring {count}", wanted * 3);
+            eprintln!(
+                "  {wanted} workers need {} descriptors; the limit is {limit}: measuring {count}",
+                wanted * 3
+            );
         }
         let keygate = setup.keygate(None, &["--max-startups", "1000", "--max-forwards", "2"])?;
         tokio::time::sleep(Duration::from_millis(500)).await;

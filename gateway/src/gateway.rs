@@ -88,7 +88,12 @@ impl Gateway {
 
     /// Ask the active policy, and count and log the decision.
     pub async fn decide(&self, request: DecisionRequest) -> Outcome {
-        let policy = self.policy();
+        self.decide_on(&self.policy(), request).await
+    }
+
+    /// Ask `policy`, which the caller took from [`Gateway::policy`], and
+    /// count and log the decision.
+    pub async fn decide_on(&self, policy: &LoadedPolicy, request: DecisionRequest) -> Outcome {
         let action = request.action.clone();
         let team = request.team.clone();
         let fingerprint = request.key.fingerprint().clone();

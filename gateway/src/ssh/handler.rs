@@ -5,9 +5,11 @@
 //! is asked so that unknown keys are turned away before any signature work.
 //! After russh has verified the signature, `connect` is asked again for the
 //! verified key, and only that key is bound to the connection: every later
-//! decision uses it.
+//! decision uses it. When the verified key, user name and policy are exactly
+//! those the offer was allowed under (the usual case: a client offers a key
+//! and then signs with it), that answer is reused rather than asked again.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
 use russh::keys::{Algorithm, PublicKey};
@@ -22,12 +24,20 @@ use super::connection::{Auth, Connection};
 use super::{forward, session};
 use crate::domain::KeyIdentity;
 use crate::gateway::LiveSession;
-use crate::policy::{Action, DecisionRequest};
+use crate::policy::{Action, DecisionRequest, LoadedPolicy};
+
+/// A key offer the policy allowed, awaiting its signature.
+struct AllowedOffer {
+    user: String,
+    key: KeyIdentity,
+    policy: Weak<LoadedPolicy>,
+}
 
 /// One connection's handler.
 pub struct ConnectionHandler {
     conn: Arc<Connection>,
     auth: Option<Arc<Auth>>,
+    offer: Option<AllowedOffer>,
     authenticated: Option<oneshot::Sender<()>>,
 }
 
@@ -37,6 +47,7 @@ impl ConnectionHandler {
         ConnectionHandler {
             conn,
             auth: None,
+            offer: None,
             authenticated: Some(authenticated),
         }
     }
@@ -56,7 +67,13 @@ impl ConnectionHandler {
     }
 
     /// Ask the policy whether `key` may connect as `user`.
-    async fn may_connect(&self, user: &str, key: &PublicKey) -> Option<KeyIdentity> {
+    /// Ask the policy whether `key` may connect as `user`; on allow, also
+    /// return the policy that answered.
+    async fn may_connect(
+        &self,
+        user: &str,
+        key: &PublicKey,
+    ) -> Option<(KeyIdentity, Arc<LoadedPolicy>)> {
         let identity = match KeyIdentity::from_ssh(key) {
             Ok(identity) => identity,
             Err(e) => {
@@ -64,6 +81,7 @@ impl ConnectionHandler {
                 return None;
             }
         };
+        let policy = self.conn.gateway.policy();
         let request = DecisionRequest {
             action: Action::Connect,
             team: None,
@@ -73,12 +91,13 @@ impl ConnectionHandler {
             worker: None,
             time: SystemTime::now(),
         };
-        self.conn
+        let allowed = self
+            .conn
             .gateway
-            .decide(request)
+            .decide_on(&policy, request)
             .await
-            .is_allow()
-            .then_some(identity)
+            .is_allow();
+        allowed.then_some((identity, policy))
     }
 
     async fn offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> AuthResult {
@@ -87,16 +106,44 @@ impl ConnectionHandler {
             return Self::reject();
         }
         match self.may_connect(user, offer.public_key).await {
-            Some(_) => AuthResult::Accept,
+            Some((key, policy)) => {
+                let user = user.to_owned();
+                self.offer = Some(AllowedOffer {
+                    user,
+                    key,
+                    policy: Arc::downgrade(&policy),
+                });
+                AuthResult::Accept
+            }
             None => Self::reject(),
         }
+    }
+
+    /// The identity of a verified key if the allowed offer covers it: same
+    /// user, same key, and the policy that allowed it still active.
+    fn covered_by_offer(&mut self, user: &str, key: &PublicKey) -> Option<KeyIdentity> {
+        let offer = self.offer.take()?;
+        let identity = KeyIdentity::from_ssh(key).ok()?;
+        let current = self.conn.gateway.policy();
+        let same_policy = offer
+            .policy
+            .upgrade()
+            .is_some_and(|p| Arc::ptr_eq(&p, &current));
+        (same_policy && offer.user == user && offer.key == identity).then_some(identity)
     }
 
     async fn verified(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> AuthResult {
         if self.refused_sha1(key.algorithm) {
             return Self::reject();
         }
-        match self.may_connect(user, key.public_key).await {
+        let identity = match self.covered_by_offer(user, key.public_key) {
+            Some(identity) => Some(identity),
+            None => self
+                .may_connect(user, key.public_key)
+                .await
+                .map(|(identity, _)| identity),
+        };
+        match identity {
             Some(identity) => {
                 tracing::info!(user, key.fingerprint = %identity.fingerprint(), "authenticated");
                 self.auth = Some(Arc::new(Auth {

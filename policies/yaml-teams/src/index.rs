@@ -32,7 +32,11 @@ struct Grant {
 pub struct Index {
     team_names: Vec<String>,
     team_ids: HashMap<String, u32>,
-    keys: HashMap<PublicKeyData, Vec<Grant>>,
+    /// Keyed by the canonical one-line form (`ALGORITHM BASE64`), which is
+    /// exactly what keygate sends as `request.key.openssh`: a lookup needs
+    /// no decoding and no allocation. Keys are parsed and validated when the
+    /// index is built, so equal text means equal algorithm and key data.
+    keys: HashMap<String, Vec<Grant>>,
     /// Keys per team id, for the summary.
     team_key_counts: Vec<usize>,
     global_keys: usize,
@@ -69,10 +73,11 @@ impl Index {
     /// Decide one request.
     pub fn authorize(&self, request: &Request) -> Decision {
         let fingerprint = &request.key.fingerprint;
-        let Ok(key) = request.key_data() else {
-            return Decision::deny(format!("key {fingerprint} could not be read"));
-        };
-        let grants = self.keys.get(&key).map(Vec::as_slice).unwrap_or_default();
+        let grants = self
+            .keys
+            .get(request.key.openssh.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let wanted = match (&request.action, &request.team) {
             (Action::Connect, _) => None,
             (Action::Other(name), _) => {
@@ -89,10 +94,14 @@ impl Index {
             Some(Scope::Global) => g.scope == Scope::Global,
             Some(team) => g.scope == Scope::Global || g.scope == team,
         });
-        let client = request.client_ip();
+        let mut client = None;
         let mut refusal = None;
         for grant in applicable {
-            match grant.options.check(client, request.now) {
+            if grant.options.is_empty() {
+                return Decision::Allow;
+            }
+            let ip = *client.get_or_insert_with(|| request.client_ip());
+            match grant.options.check(ip, request.now) {
                 Ok(()) => return Decision::Allow,
                 Err(reason) => refusal = refusal.or(Some(reason)),
             }
@@ -237,7 +246,11 @@ impl Loader {
             scope,
             options: key.options,
         };
-        self.index.keys.entry(key.key).or_default().push(grant);
+        self.index
+            .keys
+            .entry(key.key.to_openssh())
+            .or_default()
+            .push(grant);
     }
 
     fn scope_label(&self, scope: Scope) -> String {
