@@ -506,29 +506,39 @@ fn reverse_tunnel(
     }
 }
 
+/// Rounds of each tunnel measurement; the median is reported. The servers
+/// alternate within each round, so a noisy neighbour hits both alike.
+const TUNNEL_ROUNDS: usize = 3;
+
+fn median_of(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// Throughput through a reverse tunnel, keygate against sshd, with a
 /// direct loopback copy as the ceiling: with the OpenSSH client's default
 /// cipher (chacha20-poly1305 against both servers) and with AES-256-GCM.
 pub fn tunnel(setup: &Setup, scale: &Scale) -> anyhow::Result<Vec<TunnelRun>> {
     let bytes = scale.tunnel_bytes;
     let (sink_addr, done) = sink()?;
+    let keygate = setup.keygate(None, &[])?;
+    let sshd = setup.sshd()?;
     let mut runs = Vec::new();
     for cipher in [None, Some("aes256-gcm@openssh.com")] {
-        let direct = bytes as f64 / push(sink_addr, bytes, &done)?;
-        let keygate = setup.keygate(None, &[])?;
-        let (mut ssh_child, port) = reverse_tunnel(setup, keygate.ssh, sink_addr, cipher)?;
-        let keygate_rate =
-            bytes as f64 / push(SocketAddr::from(([127, 0, 0, 1], port)), bytes, &done)?;
-        let _ = ssh_child.kill();
-        drop(keygate);
-        let sshd = setup.sshd()?;
-        let (mut ssh_child, port) = reverse_tunnel(setup, sshd.ssh, sink_addr, cipher)?;
-        let sshd_rate =
-            bytes as f64 / push(SocketAddr::from(([127, 0, 0, 1], port)), bytes, &done)?;
-        let _ = ssh_child.kill();
+        let (mut k_child, k_port) = reverse_tunnel(setup, keygate.ssh, sink_addr, cipher)?;
+        let (mut s_child, s_port) = reverse_tunnel(setup, sshd.ssh, sink_addr, cipher)?;
+        let (mut k, mut s, mut d) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..TUNNEL_ROUNDS {
+            d.push(bytes as f64 / push(sink_addr, bytes, &done)?);
+            k.push(bytes as f64 / push(SocketAddr::from(([127, 0, 0, 1], k_port)), bytes, &done)?);
+            s.push(bytes as f64 / push(SocketAddr::from(([127, 0, 0, 1], s_port)), bytes, &done)?);
+        }
+        let _ = k_child.kill();
+        let _ = s_child.kill();
+        let (keygate_rate, sshd_rate, direct) = (median_of(k), median_of(s), median_of(d));
         let mib = |r: f64| r / (1 << 20) as f64;
         eprintln!(
-            "  {} MiB, cipher {}: keygate {:.0} MiB/s, sshd {:.0} MiB/s, direct {:.0} MiB/s",
+            "  {} MiB, cipher {}: keygate {:.0} MiB/s, sshd {:.0} MiB/s, direct {:.0} MiB/s (medians of {TUNNEL_ROUNDS})",
             bytes >> 20,
             cipher.unwrap_or("default"),
             mib(keygate_rate),
