@@ -1,5 +1,6 @@
 use std::net::IpAddr;
 
+use super::options::glob_match;
 use super::*;
 use crate::civil_to_unix;
 
