@@ -45,7 +45,7 @@ impl Setup {
         let user = std::env::var("USER")
             .ok()
             .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| whoami());
+            .unwrap_or_else(whoami);
         std::fs::write(dir.path().join("global_keys"), format!("{key_pub}\n"))?;
         Ok(Setup {
             dir,
