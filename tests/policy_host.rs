@@ -246,13 +246,21 @@ const KEY: &str =
 
 #[test]
 fn faults_are_denied_and_the_host_keeps_serving() {
+    // The memory hog gets a small cap and a long deadline, so that it hits
+    // the cap first even on a loaded machine; the loop gets a short one.
+    let hog_runtime = PolicyRuntime::new(PolicyLimits {
+        decision_timeout: Duration::from_secs(10),
+        memory_bytes: 16 << 20,
+        ..PolicyLimits::default()
+    })
+    .unwrap();
     let runtime = runtime();
-    for (mode, kind) in [
-        ("trap-team:bad", "trap"),
-        ("loop-team:bad", "timeout"),
-        ("hog-team:bad", "memory"),
+    for (mode, kind, runtime) in [
+        ("trap-team:bad", "trap", &runtime),
+        ("loop-team:bad", "timeout", &runtime),
+        ("hog-team:bad", "memory", &hog_runtime),
     ] {
-        let policy = faulty(mode, &runtime).unwrap();
+        let policy = faulty(mode, runtime).unwrap();
         for round in 0..3 {
             let started = Instant::now();
             let outcome = policy.decide_blocking(request(Action::Register, Some("bad"), KEY));
