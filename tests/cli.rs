@@ -136,3 +136,100 @@ fn eval_errors_exit_two() {
         "{stdout}"
     );
 }
+
+fn testdata(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../policies/yaml-teams/testdata")
+        .join(file)
+}
+
+#[test]
+fn policy_test_runs_the_shipped_cases() {
+    let mut cmd = keygate();
+    cmd.args(["policy", "test"])
+        .arg(testdata("cases.yaml"))
+        .arg("--team-authorized-keys-file")
+        .arg(testdata("teams.yml"))
+        .arg("--authorized-keys")
+        .arg(testdata("global_keys"));
+    let (code, stdout, stderr) = output(cmd);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("pass  from= refuses other addresses"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some("10 passed, 0 failed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn policy_test_reports_failures_and_faults() {
+    let dir = TempDir::new().unwrap();
+    let cases = dir.path().join("cases.yaml");
+    let key = std::fs::read_to_string(testdata("alice.pub")).unwrap();
+    std::fs::write(
+        &cases,
+        format!(
+            "- name: wrong expectation\n  action: register\n  team: data\n  key: {}\n  expect: allow\n\
+             - name: right expectation, wrong reason\n  action: register\n  team: data\n  key: {}\n  expect: deny\n  reason: no such words\n\
+             - action: connect\n  key: {}\n  expect: allow\n",
+            testdata("alice.pub").display(),
+            key.trim(),
+            key.trim()
+        ),
+    )
+    .unwrap();
+    let mut cmd = keygate();
+    cmd.args(["policy", "test"])
+        .arg(&cases)
+        .arg("--team-authorized-keys-file")
+        .arg(testdata("teams.yml"));
+    let (code, stdout, _) = output(cmd);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("FAIL  wrong expectation: expected allow, got deny"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL  right expectation, wrong reason: denied, but the reason"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pass  case 3: connect (all teams)"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("1 passed, 2 failed\n"), "{stdout}");
+
+    // A policy fault fails a case even when it expects deny.
+    let mode = dir.path().join("mode");
+    std::fs::write(&mode, "trap").unwrap();
+    std::fs::write(
+        &cases,
+        format!("- action: connect\n  key: {}\n  expect: deny\n", key.trim()),
+    )
+    .unwrap();
+    let mut cmd = keygate();
+    cmd.args(["policy", "test"])
+        .arg(&cases)
+        .arg("--policy")
+        .arg(policy_wasm("faulty"))
+        .arg("--authorized-keys")
+        .arg(&mode);
+    let (code, stdout, _) = output(cmd);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("the policy faulted"), "{stdout}");
+
+    // A bad cases file is an error that names the case.
+    std::fs::write(&cases, "- action: connect\n  expect: allow\n").unwrap();
+    let mut cmd = keygate();
+    cmd.args(["policy", "test"]).arg(&cases);
+    let (code, _, stderr) = output(cmd);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("case 1") && stderr.contains("`key` is missing"),
+        "{stderr}"
+    );
+}

@@ -64,6 +64,21 @@ pub enum PolicyCommand {
     /// Exit status: 0 allow, 1 deny, 2 error (bad flags, unloadable policy,
     /// or a policy fault).
     Eval(EvalArgs),
+    /// Run a table of cases against the policy: one line per case, then a
+    /// summary. Exit status: 0 all passed, 1 some failed, 2 error.
+    Test(PolicyTestArgs),
+}
+
+/// `keygate policy test` flags.
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// YAML list of cases: request fields and `expect: allow|deny`.
+    #[arg(value_name = "CASES.yaml")]
+    pub cases: PathBuf,
+
+    /// Policy and inputs.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Flags shared by every command that loads a policy.

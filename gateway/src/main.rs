@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => commands::check::run(&args),
         Command::Policy(PolicyCommand::Eval(args)) => Ok(commands::eval::run(&args)),
+        Command::Policy(PolicyCommand::Test(args)) => Ok(commands::policy_test::run(&args)),
         Command::Serve(args) => serve(args),
     };
     result.unwrap_or_else(|e| {

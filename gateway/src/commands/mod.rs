@@ -2,4 +2,5 @@
 
 pub mod check;
 pub mod eval;
+pub mod policy_test;
 pub mod serve;
