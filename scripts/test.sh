@@ -19,4 +19,12 @@ if ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openssh-client
 fi
 
-exec cargo test --release --workspace --locked "$@"
+# Run every test, then close with one line totalling all the test binaries'
+# results, so the outcome reads at a glance after dozens of result lines.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --release --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"
