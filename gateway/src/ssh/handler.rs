@@ -123,13 +123,16 @@ impl ConnectionHandler {
     /// user, same key, and the policy that allowed it still active.
     fn covered_by_offer(&mut self, user: &str, key: &PublicKey) -> Option<KeyIdentity> {
         let offer = self.offer.take()?;
-        let identity = KeyIdentity::from_ssh(key).ok()?;
         let current = self.conn.gateway.policy();
         let same_policy = offer
             .policy
             .upgrade()
             .is_some_and(|p| Arc::ptr_eq(&p, &current));
-        (same_policy && offer.user == user && offer.key == identity).then_some(identity)
+        if !same_policy || offer.user != user {
+            return None;
+        }
+        let identity = KeyIdentity::from_ssh(key).ok()?;
+        (offer.key == identity).then_some(identity)
     }
 
     async fn verified(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> AuthResult {
