@@ -17,4 +17,5 @@ mod support;
 mod cli;
 mod policy_host;
 mod reload;
+mod rollout;
 mod serve;

@@ -55,7 +55,10 @@ async fn healthz(State(app): State<AppState>) -> Response {
 
 async fn metrics(State(app): State<AppState>) -> Response {
     let digest = app.gateway.policy().digest().to_string();
-    let body = app.gateway.metrics.render(&app.gateway.registry, &digest);
+    let body = app
+        .gateway
+        .metrics
+        .render(&app.gateway.registry, &digest, app.gateway.audit());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

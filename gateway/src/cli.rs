@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::domain::Team;
-use crate::policy::{Action, PolicyInputs, PolicyLimits, PolicySource};
+use crate::policy::{Action, PolicyInputs, PolicyLimits, PolicyRuntime, PolicySource};
 
 /// An SSH gateway for CI workers whose every (team, key) decision is made by
 /// a hot-swappable WebAssembly policy.
@@ -103,6 +103,17 @@ pub struct PolicyArgs {
     #[arg(long, env = "KEYGATE_TEAM_AUTHORIZED_KEYS_FILE", value_name = "FILE")]
     pub team_authorized_keys_file: Option<PathBuf>,
 
+    /// Any other document for a custom policy, passed to it as
+    /// `policy-input:FILE`. Repeatable, or several separated by commas.
+    /// Watched and reloaded like the key files.
+    #[arg(
+        long,
+        env = "KEYGATE_POLICY_INPUT",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub policy_input: Vec<PathBuf>,
+
     /// Policy component (.wasm). Default: the embedded YAML team policy.
     #[arg(long, env = "KEYGATE_POLICY", value_name = "FILE.wasm")]
     pub policy: Option<PathBuf>,
@@ -129,6 +140,17 @@ pub struct PolicyArgs {
     /// at most 8.
     #[arg(long, env = "KEYGATE_POLICY_INSTANCES", value_name = "N")]
     pub policy_instances: Option<usize>,
+
+    /// Directory of compiled policy modules, so a module seen before loads
+    /// without compiling again. Must be owned by keygate's user and not
+    /// writable by others. Default: $XDG_CACHE_HOME/keygate or
+    /// ~/.cache/keygate, used when it can be created.
+    #[arg(long, env = "KEYGATE_POLICY_CACHE", value_name = "DIR")]
+    pub policy_cache: Option<PathBuf>,
+
+    /// Compile every module on load; use no cache.
+    #[arg(long, env = "KEYGATE_NO_POLICY_CACHE", conflicts_with = "policy_cache")]
+    pub no_policy_cache: bool,
 }
 
 impl PolicyArgs {
@@ -145,6 +167,30 @@ impl PolicyArgs {
             authorized_keys: self.authorized_keys.clone(),
             team_authorized_keys: self.team_authorized_keys.clone(),
             team_keys_file: self.team_authorized_keys_file.clone(),
+            policy_inputs: self.policy_input.clone(),
+        }
+    }
+
+    /// The policy host, with the compiled-module cache the flags ask for.
+    /// A cache given with `--policy-cache` that cannot be used is an error;
+    /// the default one is skipped with a warning.
+    pub fn runtime(&self) -> anyhow::Result<PolicyRuntime> {
+        let runtime = PolicyRuntime::new(self.limits())?;
+        if self.no_policy_cache {
+            return Ok(runtime);
+        }
+        if let Some(dir) = &self.policy_cache {
+            return runtime.with_cache(dir);
+        }
+        let Some(dir) = default_cache_dir() else {
+            return Ok(runtime);
+        };
+        match runtime.clone().with_cache(&dir) {
+            Ok(cached) => Ok(cached),
+            Err(error) => {
+                tracing::warn!(%error, "not caching compiled policies");
+                Ok(runtime)
+            }
         }
     }
 
@@ -203,6 +249,30 @@ pub struct ServeArgs {
     /// Policy and inputs.
     #[command(flatten)]
     pub policy: PolicyArgs,
+
+    /// A second policy component asked every question the active one is
+    /// asked, with the same inputs, and never enforced: where its verdict
+    /// differs, the request is logged and counted. Reloaded with the active
+    /// policy.
+    #[arg(long, env = "KEYGATE_SHADOW_POLICY", value_name = "FILE.wasm")]
+    pub shadow_policy: Option<PathBuf>,
+
+    /// Input documents for the shadow policy, passed to it as
+    /// `policy-input:FILE`, instead of the active policy's inputs (the
+    /// default). Repeatable, or several separated by commas.
+    #[arg(
+        long,
+        env = "KEYGATE_SHADOW_POLICY_INPUT",
+        value_name = "FILE",
+        value_delimiter = ',',
+        requires = "shadow_policy"
+    )]
+    pub shadow_policy_input: Vec<PathBuf>,
+
+    /// Write one JSON line per decision to FILE (appended; reopened on
+    /// SIGHUP and when rotated away), or to standard output with `-`.
+    #[arg(long, env = "KEYGATE_AUDIT_LOG", value_name = "FILE|-")]
+    pub audit_log: Option<String>,
 
     /// Address workers connect to.
     #[arg(long, env = "KEYGATE_LISTEN", default_value = "0.0.0.0:2222")]
@@ -328,6 +398,18 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         }
     };
     Ok(duration)
+}
+
+/// `$XDG_CACHE_HOME/keygate`, else `$HOME/.cache/keygate`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            let home = std::env::var_os("HOME").filter(|v| !v.is_empty())?;
+            Some(PathBuf::from(home).join(".cache"))
+        })?;
+    Some(base.join("keygate"))
 }
 
 #[cfg(test)]

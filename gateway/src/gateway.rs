@@ -1,5 +1,6 @@
-//! State shared by every connection: the active policy, the registry, the
-//! metrics and the table of live sessions.
+//! State shared by every connection: the active policy (and the shadow
+//! policy, if any), the registry, the metrics, the audit log and the table
+//! of live sessions.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -7,12 +8,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
+use crate::audit::AuditLog;
 use crate::domain::{KeyIdentity, Team};
 use crate::metrics::Metrics;
 use crate::policy::{DecisionRequest, LoadedPolicy, Outcome};
 use crate::registry::Registry;
+use crate::shadow::{self, Decided};
 
 /// Settings of the worker protocol and tunnels.
 #[derive(Debug, Clone)]
@@ -45,10 +48,12 @@ pub struct LiveSession {
 /// Everything connections share.
 pub struct Gateway {
     policy: ArcSwap<LoadedPolicy>,
+    shadow: ArcSwapOption<LoadedPolicy>,
+    audit: Option<AuditLog>,
     /// Registered workers.
     pub registry: Registry,
     /// Counters for `/metrics`.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Protocol settings.
     pub config: GatewayConfig,
     sessions: Mutex<HashMap<u64, LiveSession>>,
@@ -68,8 +73,10 @@ impl Gateway {
     pub fn new(policy: LoadedPolicy, config: GatewayConfig) -> Gateway {
         Gateway {
             policy: ArcSwap::from_pointee(policy),
+            shadow: ArcSwapOption::empty(),
+            audit: None,
             registry: Registry::default(),
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             config,
             sessions: Mutex::new(HashMap::new()),
             listening: AtomicBool::new(false),
@@ -86,14 +93,45 @@ impl Gateway {
         self.policy.swap(Arc::new(policy))
     }
 
-    /// Ask the active policy, and count and log the decision.
-    pub async fn decide(&self, request: DecisionRequest) -> Outcome {
-        self.decide_on(&self.policy(), request).await
+    /// The shadow policy, if one is configured and loaded.
+    pub fn shadow(&self) -> Option<Arc<LoadedPolicy>> {
+        self.shadow.load_full()
+    }
+
+    /// Make `policy` the shadow policy, atomically.
+    pub fn publish_shadow(&self, policy: LoadedPolicy) -> Option<Arc<LoadedPolicy>> {
+        self.shadow.swap(Some(Arc::new(policy)))
+    }
+
+    /// Write a line per decision to `audit`.
+    pub fn with_audit(mut self, audit: AuditLog) -> Gateway {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// The audit log, if one is configured.
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// Ask the active policy on behalf of connection `conn`, and count and
+    /// log the decision.
+    pub async fn decide(&self, conn: u64, request: DecisionRequest) -> Outcome {
+        self.decide_on(&self.policy(), conn, request).await
     }
 
     /// Ask `policy`, which the caller took from [`Gateway::policy`], and
-    /// count and log the decision.
-    pub async fn decide_on(&self, policy: &LoadedPolicy, request: DecisionRequest) -> Outcome {
+    /// count and log the decision. The shadow policy, if any, is asked the
+    /// same question afterwards, off the caller's path, and its answer only
+    /// compared and recorded.
+    pub async fn decide_on(
+        &self,
+        policy: &LoadedPolicy,
+        conn: u64,
+        request: DecisionRequest,
+    ) -> Outcome {
+        let shadow = self.shadow();
+        let follow_up = (shadow.is_some() || self.audit.is_some()).then(|| request.clone());
         let action = request.action.clone();
         let team = request.team.clone();
         let fingerprint = request.key.fingerprint().clone();
@@ -101,6 +139,16 @@ impl Gateway {
         let started = Instant::now();
         let outcome = policy.decide(request).await;
         let latency = started.elapsed();
+        if let Some(request) = follow_up {
+            let decided = Decided {
+                conn,
+                request,
+                outcome: outcome.clone(),
+                policy: policy.digest(),
+                latency,
+            };
+            shadow::follow_up(decided, shadow, self.audit.clone(), self.metrics.clone());
+        }
         self.metrics.decision(&action, &outcome, latency);
         let team = team.as_ref().map_or("", Team::as_str);
         let worker = worker.as_ref().map_or("", |w| w.as_str());
@@ -157,9 +205,9 @@ impl Gateway {
 
     /// Whether a request for `action` may proceed: a helper for callers that
     /// only need the verdict and the reason.
-    pub async fn allowed(&self, request: DecisionRequest) -> Result<(), String> {
+    pub async fn allowed(&self, conn: u64, request: DecisionRequest) -> Result<(), String> {
         let action = request.action.clone();
-        match self.decide(request).await {
+        match self.decide(conn, request).await {
             Outcome::Allow => Ok(()),
             other => Err(other.reason().unwrap_or_else(|| format!("{action} denied"))),
         }

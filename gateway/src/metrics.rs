@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::audit::AuditLog;
 use crate::policy::{Action, Outcome};
 use crate::registry::Registry;
 
@@ -68,6 +69,9 @@ pub struct Metrics {
     preauth_dropped: Family,
     reloads: Family,
     revoked: AtomicU64,
+    shadow_decisions: Family,
+    shadow_disagreements: Family,
+    shadow_reloads: Family,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -133,13 +137,51 @@ impl Metrics {
         self.reloads.add(&[result], 1);
     }
 
+    /// The shadow policy answered a request; `agrees` when its verdict is
+    /// the active policy's.
+    pub fn shadow_decision(&self, action: &Action, outcome: &Outcome, agrees: bool) {
+        self.shadow_decisions
+            .add(&[action.as_str(), outcome.label()], 1);
+        if !agrees {
+            self.shadow_disagreements.add(&[action.as_str()], 1);
+        }
+    }
+
+    /// A shadow policy reload finished with `result`.
+    pub fn shadow_reload(&self, result: &str) {
+        self.shadow_reloads.add(&[result], 1);
+    }
+
+    /// Shadow decisions and disagreements so far, by action, for `/status`.
+    pub fn shadow_counts(&self) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+        let by_action = |family: &Family| {
+            let map = family.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut out = BTreeMap::new();
+            for (labels, n) in map.iter() {
+                if let Some(action) = labels.first() {
+                    *out.entry(action.clone()).or_default() += n;
+                }
+            }
+            out
+        };
+        (
+            by_action(&self.shadow_decisions),
+            by_action(&self.shadow_disagreements),
+        )
+    }
+
     /// A live session was closed because the policy no longer allows it.
     pub fn revoked(&self) {
         self.revoked.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Render everything in the Prometheus text format.
-    pub fn render(&self, registry: &Registry, policy_digest: &str) -> String {
+    pub fn render(
+        &self,
+        registry: &Registry,
+        policy_digest: &str,
+        audit: Option<&AuditLog>,
+    ) -> String {
         let mut out = String::new();
         gauge(
             &mut out,
@@ -213,6 +255,21 @@ impl Metrics {
             "Live sessions closed after a reload denied them.",
             self.revoked.load(Ordering::Relaxed),
         );
+        self.render_shadow(&mut out);
+        if let Some(audit) = audit {
+            counter(
+                &mut out,
+                "keygate_audit_lines_total",
+                "Decision lines written to the audit log.",
+                audit.written(),
+            );
+            counter(
+                &mut out,
+                "keygate_audit_dropped_total",
+                "Decision lines dropped because the audit log writer was behind.",
+                audit.dropped(),
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP keygate_policy_info The active policy.\n# TYPE keygate_policy_info gauge"
@@ -223,6 +280,27 @@ impl Metrics {
             labels(&["digest"], &[policy_digest.to_owned()])
         );
         out
+    }
+
+    fn render_shadow(&self, out: &mut String) {
+        self.shadow_decisions.render(
+            out,
+            "keygate_shadow_decisions_total",
+            "Shadow policy answers by action and result; never enforced.",
+            &["action", "result"],
+        );
+        self.shadow_disagreements.render(
+            out,
+            "keygate_shadow_disagreements_total",
+            "Requests where the shadow policy's verdict differed from the active one's.",
+            &["action"],
+        );
+        self.shadow_reloads.render(
+            out,
+            "keygate_shadow_reload_total",
+            "Shadow policy reloads by result.",
+            &["result"],
+        );
     }
 
     fn render_latency(&self, out: &mut String) {

@@ -2,7 +2,8 @@
 //! the same path.
 //!
 //! A reload reads the module and every input, compiles the module if it
-//! changed, and runs `init` on fresh instances. Only when all of that
+//! changed (or takes it from the compiled-module cache), and runs `init` on
+//! fresh instances, all on a blocking thread while the old policy serves. Only when all of that
 //! succeeds is the new policy published, in one atomic swap; decisions
 //! already running finish on the policy they started with. A failed reload
 //! changes nothing: the previous policy keeps serving, and the error is
@@ -13,6 +14,11 @@
 //! its workers' teams). Connections the new policy denies are closed, unless
 //! `--no-revoke-on-reload` is set. A policy fault during this pass closes
 //! nothing: faults refuse new requests, but never cut live workers off.
+//!
+//! The shadow policy (`--shadow-policy`) is reloaded by the same triggers,
+//! with the same inputs, after the active one. Either can fail without the
+//! other: a failed shadow reload keeps the previous shadow and is shown
+//! under `shadow` on `GET /status`.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -26,7 +32,8 @@ use tokio::sync::mpsc;
 
 use crate::gateway::Gateway;
 use crate::policy::{
-    Action, DecisionRequest, Outcome, PolicyInputs, PolicyRuntime, PolicySource, load_policy,
+    Action, DecisionRequest, LoadedPolicy, Outcome, PolicyInputs, PolicyRuntime, PolicySource,
+    load_policy,
 };
 use crate::registry::unix_now;
 
@@ -45,12 +52,14 @@ struct ReloadRecord {
 pub struct Reloader {
     runtime: PolicyRuntime,
     source: PolicySource,
+    shadow: Option<(PolicySource, PolicyInputs)>,
     inputs: PolicyInputs,
     gateway: Arc<Gateway>,
     revoke: bool,
     running: tokio::sync::Mutex<()>,
     last: Mutex<Option<ReloadRecord>>,
     last_error: Mutex<Option<ReloadRecord>>,
+    shadow_error: Mutex<Option<ReloadRecord>>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -62,10 +71,12 @@ impl std::fmt::Debug for Reloader {
 }
 
 impl Reloader {
-    /// A reloader for `gateway`'s policy.
+    /// A reloader for `gateway`'s policy and, if `shadow` is given, its
+    /// shadow policy and the shadow's inputs.
     pub fn new(
         runtime: PolicyRuntime,
         source: PolicySource,
+        shadow: Option<(PolicySource, PolicyInputs)>,
         inputs: PolicyInputs,
         gateway: Arc<Gateway>,
         revoke: bool,
@@ -73,39 +84,69 @@ impl Reloader {
         Reloader {
             runtime,
             source,
+            shadow,
             inputs,
             gateway,
             revoke,
             running: tokio::sync::Mutex::new(()),
             last: Mutex::new(None),
             last_error: Mutex::new(None),
+            shadow_error: Mutex::new(None),
         }
     }
 
     /// Every file whose change should trigger a reload.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files = self.inputs.paths();
-        if let PolicySource::File(path) = &self.source {
-            files.push(path.clone());
+        let shadow = self.shadow.iter().map(|(source, _)| source);
+        for source in std::iter::once(&self.source).chain(shadow) {
+            if let PolicySource::File(path) = source {
+                files.push(path.clone());
+            }
         }
+        if let Some((_, inputs)) = &self.shadow {
+            files.extend(inputs.paths());
+        }
+        files.sort();
+        files.dedup();
         files
     }
 
-    /// Reload now. The error is the reason the old policy is still serving.
-    pub async fn reload(&self, trigger: &str) -> Result<(), String> {
-        let _one_at_a_time = self.running.lock().await;
-        let previous = self.gateway.policy();
-        let (runtime, source, inputs) = (
-            self.runtime.clone(),
-            self.source.clone(),
-            self.inputs.clone(),
-        );
-        let loaded = tokio::task::spawn_blocking(move || {
-            load_policy(&runtime, &source, &inputs, Some(&previous))
+    /// Load `source` off the async threads, reusing `previous`'s compiled
+    /// code if the module is unchanged.
+    async fn load(
+        &self,
+        source: &PolicySource,
+        inputs: &PolicyInputs,
+        previous: Option<Arc<LoadedPolicy>>,
+    ) -> Result<LoadedPolicy, String> {
+        let (runtime, source, inputs) = (self.runtime.clone(), source.clone(), inputs.clone());
+        tokio::task::spawn_blocking(move || {
+            load_policy(&runtime, &source, &inputs, previous.as_deref())
         })
         .await
         .map_err(|e| format!("reload task failed; {e}"))
-        .and_then(|r| r.map_err(|e| e.to_string()));
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    }
+
+    /// Reload now: the active policy, then the shadow. The error is the
+    /// reason the old active policy is still serving.
+    pub async fn reload(&self, trigger: &str) -> Result<(), String> {
+        let _one_at_a_time = self.running.lock().await;
+        let result = self.reload_active(trigger).await;
+        if let Some((source, inputs)) = &self.shadow {
+            self.reload_shadow(source, inputs, trigger).await;
+        }
+        if result.is_ok() && self.revoke {
+            self.revoke_denied().await;
+        }
+        result
+    }
+
+    async fn reload_active(&self, trigger: &str) -> Result<(), String> {
+        let loaded = self
+            .load(&self.source, &self.inputs, Some(self.gateway.policy()))
+            .await;
         let record = |error: Option<String>| ReloadRecord {
             at: unix_now(),
             trigger: trigger.to_owned(),
@@ -129,10 +170,28 @@ impl Reloader {
         tracing::info!(trigger, policy.digest = %digest, previous.digest = %old.digest().short(), "policy reloaded");
         self.gateway.metrics.reload("success");
         *lock(&self.last) = Some(record(None));
-        if self.revoke {
-            self.revoke_denied().await;
-        }
         Ok(())
+    }
+
+    async fn reload_shadow(&self, source: &PolicySource, inputs: &PolicyInputs, trigger: &str) {
+        match self.load(source, inputs, self.gateway.shadow()).await {
+            Ok(policy) => {
+                let digest = policy.digest().short();
+                self.gateway.publish_shadow(policy);
+                tracing::info!(trigger, shadow.digest = %digest, "shadow policy reloaded");
+                self.gateway.metrics.shadow_reload("success");
+                *lock(&self.shadow_error) = None;
+            }
+            Err(error) => {
+                tracing::error!(trigger, %error, "shadow reload failed; the previous shadow keeps running");
+                self.gateway.metrics.shadow_reload("failure");
+                *lock(&self.shadow_error) = Some(ReloadRecord {
+                    at: unix_now(),
+                    trigger: trigger.to_owned(),
+                    error: Some(error),
+                });
+            }
+        }
     }
 
     /// Close every connection the active policy no longer allows.
@@ -148,12 +207,16 @@ impl Reloader {
                 worker,
                 time: SystemTime::now(),
             };
-            let mut denial = denied(gateway.decide(request(Action::Connect, None, None)).await);
+            let mut denial = denied(
+                gateway
+                    .decide(id, request(Action::Connect, None, None))
+                    .await,
+            );
             if denial.is_none() {
                 for (worker, team) in gateway.registry.of_connection(id) {
                     denial = denied(
                         gateway
-                            .decide(request(Action::Register, team, Some(worker)))
+                            .decide(id, request(Action::Register, team, Some(worker)))
                             .await,
                     );
                     if denial.is_some() {
@@ -174,37 +237,69 @@ impl Reloader {
         }
     }
 
-    /// The active policy and the last reloads, for `GET /status`.
+    /// The active policy, the shadow and the last reloads, for
+    /// `GET /status`.
     pub fn status(&self, gateway: &Gateway) -> Value {
-        let policy = gateway.policy();
-        let loaded_at = policy
-            .loaded_at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let inputs: Vec<Value> = policy
-            .inputs
-            .iter()
-            .map(|i| json!({"path": i.path.display().to_string(), "digest": i.digest.to_string()}))
-            .collect();
-        let render = |r: &Option<ReloadRecord>| {
-            r.as_ref().map(|r| json!({"at": r.at, "trigger": r.trigger, "result": if r.error.is_some() { "failure" } else { "success" }, "error": r.error}))
-        };
+        let shadow = gateway.shadow().map(|shadow| {
+            let (decisions, disagreements) = gateway.metrics.shadow_counts();
+            let mut status = describe(&shadow);
+            if let Some(fields) = status.as_object_mut() {
+                fields.insert("decisions".into(), json!(decisions));
+                fields.insert("disagreements".into(), json!(disagreements));
+                fields.insert(
+                    "last_error".into(),
+                    json!(render(&lock(&self.shadow_error))),
+                );
+            }
+            status
+        });
         json!({
-            "policy": {
-                "digest": policy.digest().to_string(),
-                "source": policy.source().to_string(),
-                "loaded_at": loaded_at,
-                "inputs": inputs,
-                "summary": policy.summary,
-                "warnings": policy.warnings,
-                "faults": policy.faults(),
-            },
+            "policy": describe(&gateway.policy()),
+            "shadow": shadow,
             "last_reload": render(&lock(&self.last)),
             "last_error": render(&lock(&self.last_error)),
             "sessions": gateway.sessions().len(),
             "workers": gateway.registry.list(None).len(),
+            "audit": gateway.audit().map(|a| json!({"written": a.written(), "dropped": a.dropped()})),
         })
     }
+}
+
+/// A loaded policy as `GET /status` shows it.
+fn describe(policy: &LoadedPolicy) -> Value {
+    let loaded_at = policy
+        .loaded_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let inputs: Vec<Value> = policy
+        .inputs
+        .iter()
+        .map(|i| json!({"path": i.path.display().to_string(), "digest": i.digest.to_string()}))
+        .collect();
+    let compiled = policy.compiled();
+    json!({
+        "digest": policy.digest().to_string(),
+        "source": policy.source().to_string(),
+        "loaded_at": loaded_at,
+        "compile_ms": compiled.compile_time.as_millis(),
+        "from_cache": compiled.from_cache,
+        "init_ms": policy.init_time.as_millis(),
+        "inputs": inputs,
+        "summary": policy.summary,
+        "warnings": policy.warnings,
+        "faults": policy.faults(),
+    })
+}
+
+fn render(record: &Option<ReloadRecord>) -> Option<Value> {
+    record.as_ref().map(|r| {
+        let result = if r.error.is_some() {
+            "failure"
+        } else {
+            "success"
+        };
+        json!({"at": r.at, "trigger": r.trigger, "result": result, "error": r.error})
+    })
 }
 
 /// The reason to revoke, if the policy explicitly denied. A fault is not a
@@ -229,6 +324,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub async fn on_sighup(reloader: Arc<Reloader>) -> std::io::Result<()> {
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     while hangups.recv().await.is_some() {
+        if let Some(audit) = reloader.gateway.audit() {
+            audit.reopen();
+        }
         let _ = reloader.reload("sighup").await;
     }
     Ok(())

@@ -4,11 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::PolicyArgs;
-use crate::policy::{LoadedPolicy, PolicyRuntime, load_policy};
+use crate::policy::{LoadedPolicy, load_policy};
 
 /// Run the command. Exit 0 when the configuration is usable.
 pub fn run(args: &PolicyArgs) -> anyhow::Result<ExitCode> {
-    let runtime = PolicyRuntime::new(args.limits())?;
+    let runtime = args.runtime()?;
     let mut out = std::io::stdout().lock();
     match load_policy(&runtime, &args.source(), &args.inputs(), None) {
         Ok(policy) => {
@@ -32,7 +32,12 @@ fn report(out: &mut impl Write, policy: &LoadedPolicy, instances: usize) -> std:
     )?;
     writeln!(
         out,
-        "loaded: compiled in {} ms, init in {} ms on {instances} instance(s)",
+        "loaded: {} in {} ms, init in {} ms on {instances} instance(s)",
+        if policy.compiled().from_cache {
+            "compiled code from the cache"
+        } else {
+            "compiled"
+        },
         policy.compiled().compile_time.as_millis(),
         policy.init_time.as_millis()
     )?;

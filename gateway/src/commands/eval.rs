@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::cli::EvalArgs;
 use crate::domain::{KeyIdentity, Team, WorkerName, client_ip};
-use crate::policy::{DecisionRequest, Outcome, PolicyRuntime, load_policy};
+use crate::policy::{DecisionRequest, Outcome, load_policy};
 
 /// Exit status for an error: bad flags, an unloadable policy, a fault.
 const EXIT_ERROR: u8 = 2;
@@ -47,7 +47,7 @@ fn decide(args: &EvalArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("failed to read key file {}", args.key.display()))?;
     let key = KeyIdentity::from_openssh(&text)
         .with_context(|| format!("failed to read a public key from {}", args.key.display()))?;
-    let runtime = PolicyRuntime::new(args.policy.limits())?;
+    let runtime = args.policy.runtime()?;
     let policy = load_policy(&runtime, &args.policy.source(), &args.policy.inputs(), None)?;
     let time = match args.time {
         Some(secs) => UNIX_EPOCH + Duration::from_secs(secs),

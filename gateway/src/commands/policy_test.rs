@@ -29,7 +29,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::cli::PolicyTestArgs;
 use crate::domain::{KeyIdentity, Team, WorkerName, client_ip};
-use crate::policy::{Action, DecisionRequest, Outcome, PolicyRuntime, load_policy};
+use crate::policy::{Action, DecisionRequest, Outcome, load_policy};
 
 /// One case from the file.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ pub fn run(args: &PolicyTestArgs) -> ExitCode {
 
 fn run_cases(args: &PolicyTestArgs) -> anyhow::Result<bool> {
     let cases = load_cases(&args.cases)?;
-    let runtime = PolicyRuntime::new(args.policy.limits())?;
+    let runtime = args.policy.runtime()?;
     let policy = load_policy(&runtime, &args.policy.source(), &args.policy.inputs(), None)?;
     let (mut passed, mut failed) = (0, 0);
     for case in cases {

@@ -6,24 +6,51 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+use crate::audit::{AuditLog, AuditTarget};
 use crate::cli::ServeArgs;
 use crate::gateway::{Gateway, GatewayConfig};
-use crate::policy::{PolicyRuntime, load_policy};
+use crate::policy::{PolicyInputs, PolicySource, load_policy};
 use crate::reload::{self, Reloader};
 use crate::{admin, ssh};
 
 /// Run the gateway until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let runtime = PolicyRuntime::new(args.policy.limits())?;
+    let runtime = args.policy.runtime()?;
     let (source, inputs) = (args.policy.source(), args.policy.inputs());
     let policy = {
         let (runtime, source, inputs) = (runtime.clone(), source.clone(), inputs.clone());
         tokio::task::spawn_blocking(move || load_policy(&runtime, &source, &inputs, None)).await??
     };
-    tracing::info!(policy.digest = %policy.digest(), policy.source = %policy.source(), "policy loaded");
+    tracing::info!(
+        policy.digest = %policy.digest(), policy.source = %policy.source(),
+        compile_ms = policy.compiled().compile_time.as_millis(),
+        from_cache = policy.compiled().from_cache, "policy loaded"
+    );
     for warning in &policy.warnings {
         tracing::warn!(%warning, "policy warning");
     }
+    let shadow_source = args.shadow_policy.clone().map(PolicySource::File);
+    let shadow_inputs = if args.shadow_policy_input.is_empty() {
+        inputs.clone()
+    } else {
+        PolicyInputs {
+            policy_inputs: args.shadow_policy_input.clone(),
+            ..PolicyInputs::default()
+        }
+    };
+    let shadow = match &shadow_source {
+        Some(source) => {
+            let (runtime, source, inputs) =
+                (runtime.clone(), source.clone(), shadow_inputs.clone());
+            let shadow =
+                tokio::task::spawn_blocking(move || load_policy(&runtime, &source, &inputs, None))
+                    .await?
+                    .context("failed to load the shadow policy")?;
+            tracing::info!(shadow.digest = %shadow.digest(), shadow.source = %shadow.source(), "shadow policy loaded; its decisions are compared, never enforced");
+            Some(shadow)
+        }
+        None => None,
+    };
 
     let mut keys = Vec::new();
     for path in &args.host_key {
@@ -36,10 +63,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         heartbeat_interval: args.heartbeat_interval.max(Duration::from_millis(100)),
         allow_ssh_rsa_sha1: args.allow_ssh_rsa_sha1,
     };
-    let gateway = Arc::new(Gateway::new(policy, config));
+    let mut gateway = Gateway::new(policy, config);
+    if let Some(target) = &args.audit_log {
+        gateway = gateway.with_audit(AuditLog::start(AuditTarget::parse(target))?);
+    }
+    if let Some(shadow) = shadow {
+        gateway.publish_shadow(shadow);
+    }
+    let gateway = Arc::new(gateway);
     let reloader = Arc::new(Reloader::new(
         runtime,
         source,
+        shadow_source.map(|source| (source, shadow_inputs)),
         inputs,
         gateway.clone(),
         !args.no_revoke_on_reload,

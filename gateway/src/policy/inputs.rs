@@ -44,6 +44,8 @@ pub struct PolicyInputs {
     pub team_authorized_keys: Vec<(Team, PathBuf)>,
     /// `--team-authorized-keys-file`: the YAML team-key list.
     pub team_keys_file: Option<PathBuf>,
+    /// `--policy-input FILE`, repeatable: documents for a custom policy.
+    pub policy_inputs: Vec<PathBuf>,
 }
 
 /// One input document, read.
@@ -97,6 +99,7 @@ impl PolicyInputs {
             .cloned()
             .chain(teams)
             .chain(self.team_keys_file.clone())
+            .chain(self.policy_inputs.iter().cloned())
             .collect()
     }
 
@@ -117,6 +120,9 @@ impl PolicyInputs {
                 format!("team-authorized-keys-file:{}", path.display()),
                 path,
             ));
+        }
+        for path in &self.policy_inputs {
+            named.push((format!("policy-input:{}", path.display()), path));
         }
         named
             .into_iter()

@@ -6,6 +6,7 @@
 //! ([`Outcome::Fault`]). Both refuse the request, but only the second is a
 //! fault to alert on.
 
+mod cache;
 mod inputs;
 mod instance;
 mod load;
@@ -17,6 +18,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use cache::ModuleCache;
 pub use inputs::{InputFile, PolicyInputs, PolicySource};
 pub use load::load_policy;
 pub use pool::{LoadedInput, LoadedPolicy};

@@ -10,6 +10,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use super::PolicySource;
+use super::cache::{Lookup, ModuleCache};
 use super::inputs::InputError;
 use super::instance::{KeygatePolicyPre, StoreState};
 
@@ -125,8 +126,10 @@ pub struct CompiledPolicy {
     pub digest: Digest,
     /// Where the module came from.
     pub source: PolicySource,
-    /// How long compilation took.
+    /// How long compilation (or loading from the cache) took.
     pub compile_time: Duration,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
 }
 
 impl fmt::Debug for CompiledPolicy {
@@ -144,12 +147,14 @@ pub struct PolicyRuntime {
     engine: Engine,
     linker: Arc<Linker<StoreState>>,
     limits: PolicyLimits,
+    cache: Option<ModuleCache>,
 }
 
 impl fmt::Debug for PolicyRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PolicyRuntime")
             .field("limits", &self.limits)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -170,7 +175,15 @@ impl PolicyRuntime {
             engine,
             linker: Arc::new(linker),
             limits,
+            cache: None,
         })
+    }
+
+    /// Keep compiled modules in `dir` and load them from there when the same
+    /// module is loaded again (see [`ModuleCache`]).
+    pub fn with_cache(mut self, dir: &std::path::Path) -> anyhow::Result<PolicyRuntime> {
+        self.cache = Some(ModuleCache::open(dir, &self.engine).map_err(anyhow::Error::msg)?);
+        Ok(self)
     }
 
     /// The limits every policy started here runs under.
@@ -198,11 +211,8 @@ impl PolicyRuntime {
                 });
             }
         }
-        let component =
-            Component::from_binary(&self.engine, bytes).map_err(|e| LoadError::Compile {
-                policy: source.clone(),
-                detail: chain(&e),
-            })?;
+        let digest = Digest::of(bytes);
+        let (component, from_cache) = self.component(source, &digest, bytes)?;
         let world = |e: wasmtime::Error| LoadError::World {
             policy: source.clone(),
             detail: chain(&e),
@@ -211,10 +221,42 @@ impl PolicyRuntime {
         let pre = KeygatePolicyPre::new(pre).map_err(world)?;
         Ok(CompiledPolicy {
             pre,
-            digest: Digest::of(bytes),
+            digest,
             source: source.clone(),
             compile_time: started.elapsed(),
+            from_cache,
         })
+    }
+
+    /// The compiled component: from the cache when it holds this module,
+    /// else compiled now and stored there. A cache that fails is reported
+    /// and bypassed; it never fails a load.
+    fn component(
+        &self,
+        source: &PolicySource,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> Result<(Component, bool), LoadError> {
+        if let Some(cache) = &self.cache {
+            match cache.get(&self.engine, digest) {
+                Lookup::Hit(component) => return Ok((component, true)),
+                Lookup::Miss => {}
+                Lookup::Invalid(why) => {
+                    tracing::warn!(policy = %source, reason = %why, "ignored an invalid policy cache entry; compiling again");
+                }
+            }
+        }
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(|e| LoadError::Compile {
+                policy: source.clone(),
+                detail: chain(&e),
+            })?;
+        if let Some(cache) = &self.cache
+            && let Err(error) = cache.put(digest, &component)
+        {
+            tracing::warn!(policy = %source, %error, "failed to store the compiled policy in the cache");
+        }
+        Ok((component, false))
     }
 }
 

@@ -66,7 +66,6 @@ impl ConnectionHandler {
             && !self.conn.gateway.config.allow_ssh_rsa_sha1
     }
 
-    /// Ask the policy whether `key` may connect as `user`.
     /// Ask the policy whether `key` may connect as `user`; on allow, also
     /// return the policy that answered.
     async fn may_connect(
@@ -94,7 +93,7 @@ impl ConnectionHandler {
         let allowed = self
             .conn
             .gateway
-            .decide_on(&policy, request)
+            .decide_on(&policy, self.conn.id, request)
             .await
             .is_allow();
         allowed.then_some((identity, policy))

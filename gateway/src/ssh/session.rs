@@ -143,7 +143,7 @@ impl Context {
         let name = payload.worker();
         let team = payload.team();
         let request = self.request(Action::Register, team.clone(), &name);
-        if let Err(reason) = gateway.allowed(request).await {
+        if let Err(reason) = gateway.allowed(self.conn.id, request).await {
             return fail(&channel, &reason).await;
         }
         let peer = gateway.config.peer_address;
@@ -243,7 +243,7 @@ impl Context {
         };
         let action = command.action();
         if let Err(reason) = gateway
-            .allowed(self.request(action.clone(), team, &name))
+            .allowed(self.conn.id, self.request(action.clone(), team, &name))
             .await
         {
             return fail(&channel, &reason).await;

@@ -1,0 +1,360 @@
+//! The decision audit log: one JSON line per policy decision, written by a
+//! thread of its own so that a slow disk never holds up authentication.
+//!
+//! Decisions hand their line to a bounded queue ([`QUEUE_LINES`]) and move
+//! on. When the queue is full the line is dropped, counted in
+//! `keygate_audit_dropped_total` and reported: a warning in keygate's log at
+//! the first drop, and a `{"event":"dropped","count":N}` line in the audit
+//! log itself once the writer catches up, so a gap is never silent.
+//!
+//! The file is opened for appending and reopened on SIGHUP and whenever the
+//! path no longer names the open file (checked every second), so both
+//! rename-and-signal and rename-only log rotation work; copy-and-truncate
+//! rotation works because every write appends.
+
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+/// Lines that may wait for the writer before new ones are dropped.
+pub const QUEUE_LINES: usize = 16_384;
+
+/// How often the writer checks whether the file was rotated away.
+const ROTATION_CHECK: Duration = Duration::from_secs(1);
+
+/// Where audit lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    /// Standard output (`--audit-log -`).
+    Stdout,
+    /// A file, appended to.
+    File(PathBuf),
+}
+
+impl AuditTarget {
+    /// `-` is standard output; anything else a path.
+    pub fn parse(arg: &str) -> AuditTarget {
+        if arg == "-" {
+            AuditTarget::Stdout
+        } else {
+            AuditTarget::File(PathBuf::from(arg))
+        }
+    }
+}
+
+enum Message {
+    Line(String),
+    Reopen,
+}
+
+/// The sending side, shared by every connection.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    tx: Sender<Message>,
+    dropped: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+}
+
+impl AuditLog {
+    /// Open the target and start the writer thread. Fails if the file
+    /// cannot be opened now; later failures are logged and retried.
+    pub fn start(target: AuditTarget) -> anyhow::Result<AuditLog> {
+        AuditLog::start_with_queue(target, QUEUE_LINES)
+    }
+
+    fn start_with_queue(target: AuditTarget, queue: usize) -> anyhow::Result<AuditLog> {
+        let sink = Sink::open(&target)?;
+        let (tx, rx) = crossbeam_channel::bounded(queue);
+        let log = AuditLog {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+            written: Arc::new(AtomicU64::new(0)),
+        };
+        let writer = Writer {
+            target,
+            sink: Some(sink),
+            rx,
+            dropped: log.dropped.clone(),
+            written: log.written.clone(),
+            reported_drops: 0,
+        };
+        std::thread::Builder::new()
+            .name("keygate-audit".into())
+            .spawn(move || writer.run())
+            .map_err(|e| anyhow::anyhow!("failed to start the audit log writer; {e}"))?;
+        Ok(log)
+    }
+
+    /// Queue one record, serialised as a JSON line. Never blocks.
+    pub fn record(&self, record: &serde_json::Value) {
+        let line = record.to_string();
+        match self.tx.try_send(Message::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!(
+                        "audit log writer is behind; dropping audit lines (counted in \
+                         keygate_audit_dropped_total)"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Ask the writer to reopen the file (after SIGHUP).
+    pub fn reopen(&self) {
+        let _ = self.tx.try_send(Message::Reopen);
+    }
+
+    /// Lines dropped because the queue was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Lines written, since start.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+}
+
+/// The open file or stdout, with the identity of the file to spot rotation.
+struct Sink {
+    out: BufWriter<Box<dyn Write + Send>>,
+    identity: Option<(u64, u64)>,
+}
+
+impl Sink {
+    fn open(target: &AuditTarget) -> anyhow::Result<Sink> {
+        match target {
+            AuditTarget::Stdout => Ok(Sink {
+                out: BufWriter::new(Box::new(std::io::stdout())),
+                identity: None,
+            }),
+            AuditTarget::File(path) => {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o640)
+                    .open(path)
+                    .map_err(|e| {
+                        anyhow::anyhow!("failed to open audit log {}; {e}", path.display())
+                    })?;
+                let identity = file.metadata().ok().map(|m| (m.dev(), m.ino()));
+                Ok(Sink {
+                    out: BufWriter::new(Box::new(file) as Box<dyn Write + Send>),
+                    identity,
+                })
+            }
+        }
+    }
+}
+
+struct Writer {
+    target: AuditTarget,
+    sink: Option<Sink>,
+    rx: Receiver<Message>,
+    dropped: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+    reported_drops: u64,
+}
+
+impl Writer {
+    /// Write lines as they come, flushing whenever the queue runs dry, until
+    /// every sender is gone.
+    fn run(mut self) {
+        loop {
+            match self.rx.recv_timeout(ROTATION_CHECK) {
+                Ok(Message::Line(line)) => self.write(&line),
+                Ok(Message::Reopen) => self.reopen("reopened on SIGHUP"),
+                Err(RecvTimeoutError::Timeout) => self.check_rotation(),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self.rx.is_empty() {
+                self.report_drops();
+                self.flush();
+            }
+        }
+        self.flush();
+    }
+
+    fn write(&mut self, line: &str) {
+        let Some(sink) = &mut self.sink else {
+            self.reopen("reopened after a failure");
+            return self.dropped_line();
+        };
+        let ok = sink.out.write_all(line.as_bytes()).is_ok() && sink.out.write_all(b"\n").is_ok();
+        if ok {
+            self.written.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tracing::error!(target = ?self.target, "failed to write the audit log; reopening it");
+            self.sink = None;
+            self.dropped_line();
+        }
+    }
+
+    fn dropped_line(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// After a gap, say so in the audit log itself.
+    fn report_drops(&mut self) {
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > self.reported_drops {
+            let count = dropped - self.reported_drops;
+            self.reported_drops = dropped;
+            let line = serde_json::json!({
+                "time": rfc3339(SystemTime::now()),
+                "event": "dropped",
+                "count": count,
+            });
+            self.write(&line.to_string());
+            tracing::warn!(
+                count,
+                "audit lines were dropped while the writer was behind"
+            );
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(sink) = &mut self.sink
+            && sink.out.flush().is_err()
+        {
+            tracing::error!(target = ?self.target, "failed to flush the audit log; reopening it");
+            self.sink = None;
+        }
+    }
+
+    fn check_rotation(&mut self) {
+        let AuditTarget::File(path) = &self.target else {
+            return;
+        };
+        let current = self.sink.as_ref().and_then(|s| s.identity);
+        if current.is_none() || current != identity_of(path) {
+            self.reopen("reopened after rotation");
+        }
+    }
+
+    fn reopen(&mut self, why: &str) {
+        if self.target == AuditTarget::Stdout {
+            return;
+        }
+        self.flush();
+        match Sink::open(&self.target) {
+            Ok(sink) => {
+                self.sink = Some(sink);
+                tracing::info!(target = ?self.target, "audit log {why}");
+            }
+            Err(error) => {
+                if self.sink.take().is_some() {
+                    tracing::error!(%error, "audit lines are dropped until the file can be opened");
+                }
+            }
+        }
+    }
+}
+
+fn identity_of(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// `time` as RFC 3339 in UTC with milliseconds: `2026-12-03T15:04:05.123Z`.
+pub fn rfc3339(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Year, month, day of the day `days` after 1970-01-01 (proleptic
+/// Gregorian), by the era method: 400-year eras of 146,097 days.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_as_rfc3339() {
+        let at = |secs: u64, ms: u64| {
+            rfc3339(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms))
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_796_306_645, 123), "2026-12-03T14:04:05.123Z");
+        assert_eq!(at(4_102_444_799, 999), "2099-12-31T23:59:59.999Z");
+    }
+
+    /// A reader that stalls fills the pipe, then the queue; what cannot wait
+    /// is dropped, counted, and reported in the log once the reader resumes.
+    #[test]
+    fn a_stalled_reader_costs_lines_that_are_counted_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("audit.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let mut file = std::fs::File::open(&fifo).unwrap();
+                wait.recv().unwrap();
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+                text
+            })
+        };
+        let log = AuditLog::start_with_queue(AuditTarget::File(fifo), 4).unwrap();
+        // 100 lines of 2 KiB cannot fit a 64 KiB pipe, an 8 KiB buffer and
+        // a queue of 4, however the threads are scheduled.
+        let padding = "x".repeat(2048);
+        for i in 0..100 {
+            log.record(&serde_json::json!({"n": i, "padding": padding}));
+        }
+        let dropped = log.dropped();
+        assert!(dropped >= 50, "only {dropped} dropped");
+        go.send(()).unwrap();
+        // The writer drains the queue, reports the gap, and closes the pipe
+        // once the last sender is gone.
+        drop(log);
+        let text = reader.join().unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let records = lines.iter().filter(|l| l.get("n").is_some()).count();
+        assert_eq!(records as u64 + dropped, 100);
+        let reported: u64 = lines
+            .iter()
+            .filter(|l| l["event"] == "dropped")
+            .map(|l| l["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(reported, dropped);
+    }
+}
