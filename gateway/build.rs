@@ -2,8 +2,9 @@
 //!
 //! The default policy (`policies/yaml-teams`) is compiled to a
 //! `wasm32-wasip2` component and embedded in the `keygate` binary, so keygate
-//! needs no policy file to run. The fault-injection policy used by the tests
-//! is built in the same cargo invocation, once. The nested build uses its own
+//! needs no policy file to run. The example policy `policies/team-rules` and
+//! the fault-injection policy used by the tests are built in the same cargo
+//! invocation, once, so the tests can load them and the example cannot rot. The nested build uses its own
 //! target directory, so it never waits on the outer build's lock.
 
 #![expect(
@@ -17,7 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
-const PACKAGES: &[&str] = &["keygate-policy-yaml-teams", "keygate-policy-faulty"];
+const PACKAGES: &[&str] = &[
+    "keygate-policy-yaml-teams",
+    "keygate-policy-team-rules",
+    "keygate-policy-faulty",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));

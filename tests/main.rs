@@ -19,3 +19,4 @@ mod policy_host;
 mod reload;
 mod rollout;
 mod serve;
+mod team_rules;

@@ -6,7 +6,9 @@
 //! [`export_policy!`] macro that turns an implementation into the component's
 //! exports, and helpers for the OpenSSH formats policies usually read:
 //! [`keys`] parses `authorized_keys` lines (with their `from=` and
-//! `expiry-time=` options) and compares keys by algorithm and key data.
+//! `expiry-time=` options) and compares keys by algorithm and key data;
+//! [`net::Cidr`], [`glob::glob_match`] and [`parse_rfc3339`] read the
+//! networks, name patterns and dates a policy's own input format may hold.
 //!
 //! # Example
 //!
@@ -56,13 +58,15 @@
 
 extern crate self as keygate_policy_sdk;
 
+pub mod glob;
 pub mod keys;
 pub mod log;
+pub mod net;
 pub mod testing;
 mod time;
 mod types;
 
-pub use time::civil_to_unix;
+pub use time::{civil_to_unix, parse_rfc3339};
 pub use types::*;
 
 /// Bindings generated from keygate's WIT contract (`wit/policy.wit`).

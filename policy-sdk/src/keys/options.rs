@@ -3,21 +3,20 @@
 
 use std::net::IpAddr;
 
+use crate::glob::glob_match;
+use crate::net::Cidr;
+
 /// One `from=` pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AddrPattern {
-    Cidr(IpAddr, u8),
+    Cidr(Cidr),
     Glob(String),
 }
 
 impl AddrPattern {
     fn parse(text: &str, warnings: &mut Vec<String>) -> Result<AddrPattern, String> {
-        if let Some((addr, len)) = text.split_once('/') {
-            return parse_cidr(text, addr, len);
-        }
-        if let Ok(ip) = text.parse::<IpAddr>() {
-            let len = if ip.is_ipv4() { 32 } else { 128 };
-            return Ok(AddrPattern::Cidr(ip, len));
+        if text.contains('/') || text.parse::<IpAddr>().is_ok() {
+            return Cidr::parse(text).map(AddrPattern::Cidr);
         }
         let looks_like_addr = text
             .chars()
@@ -33,85 +32,10 @@ impl AddrPattern {
 
     fn matches(&self, ip: IpAddr, text: &str) -> bool {
         match self {
-            AddrPattern::Cidr(net, len) => in_network(ip, *net, *len),
-            AddrPattern::Glob(pattern) => glob_match(pattern.as_bytes(), text.as_bytes()),
+            AddrPattern::Cidr(net) => net.contains(ip),
+            AddrPattern::Glob(pattern) => glob_match(pattern, text),
         }
     }
-}
-
-fn parse_cidr(text: &str, addr: &str, len: &str) -> Result<AddrPattern, String> {
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("invalid address in CIDR `{text}`"))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len: u8 = len
-        .parse()
-        .ok()
-        .filter(|l| *l <= max)
-        .ok_or_else(|| format!("invalid prefix length in CIDR `{text}` (0 to {max})"))?;
-    if mask(ip, len) != ip {
-        return Err(format!(
-            "CIDR `{text}` has host bits set; did you mean `{}/{len}`?",
-            mask(ip, len)
-        ));
-    }
-    Ok(AddrPattern::Cidr(ip, len))
-}
-
-fn mask(ip: IpAddr, len: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let m = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
-            IpAddr::V4((bits & m).into())
-        }
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let m = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len))
-            };
-            IpAddr::V6((bits & m).into())
-        }
-    }
-}
-
-fn in_network(ip: IpAddr, net: IpAddr, len: u8) -> bool {
-    ip.is_ipv4() == net.is_ipv4() && mask(ip, len) == mask(net, len)
-}
-
-/// OpenSSH-style wildcard match: `*` any run, `?` one character.
-pub(super) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                backtrack = Some((p, t));
-                p += 1;
-            }
-            Some(c) if *c == b'?' || Some(c) == text.get(t) => {
-                p += 1;
-                t += 1;
-            }
-            _ => match backtrack {
-                Some((bp, bt)) => {
-                    p = bp + 1;
-                    t = bt + 1;
-                    backtrack = Some((bp, bt + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern
-        .get(p..)
-        .is_some_and(|rest| rest.iter().all(|c| *c == b'*'))
 }
 
 /// The options of one `authorized_keys` line that keygate enforces.

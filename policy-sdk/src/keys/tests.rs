@@ -1,6 +1,5 @@
 use std::net::IpAddr;
 
-use super::options::glob_match;
 use super::*;
 use crate::civil_to_unix;
 
@@ -190,13 +189,4 @@ fn whole_file_reports_every_bad_line() {
         parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(),
         vec![3, 6]
     );
-}
-
-#[test]
-fn glob() {
-    assert!(glob_match(b"10.*.1", b"10.200.1"));
-    assert!(glob_match(b"*", b""));
-    assert!(glob_match(b"1?.0.0.1", b"12.0.0.1"));
-    assert!(!glob_match(b"1?.0.0.1", b"1.0.0.1"));
-    assert!(!glob_match(b"10.*", b"11.0.0.1"));
 }
