@@ -9,6 +9,10 @@
 //! `expiry-time=` options) and compares keys by algorithm and key data;
 //! [`net::Cidr`], [`glob::glob_match`] and [`parse_rfc3339`] read the
 //! networks, name patterns and dates a policy's own input format may hold.
+//! With the `yaml` feature (`keygate-policy-sdk = { ..., features =
+//! ["yaml"] }`), the `yaml` module reads YAML into a tree that keeps every
+//! node's line, and checks its fields, so that faults read
+//! `FILE:LINE: message`.
 //!
 //! # Example
 //!
@@ -65,6 +69,8 @@ pub mod net;
 pub mod testing;
 mod time;
 mod types;
+#[cfg(feature = "yaml")]
+pub mod yaml;
 
 pub use time::{civil_to_unix, parse_rfc3339};
 pub use types::*;

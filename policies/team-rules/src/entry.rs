@@ -22,9 +22,7 @@
 use keygate_policy_sdk::keys::{KeyError, PublicKeyData};
 use keygate_policy_sdk::net::Cidr;
 use keygate_policy_sdk::parse_rfc3339;
-
-use crate::fields::{Fault, Fields, boolean, push_err, string, strings};
-use crate::tree::{Node, Text};
+use keygate_policy_sdk::yaml::{Fault, Fields, Node, Text, push_err};
 
 const TOP_FIELDS: &[&str] = &["keys", "teams"];
 const KEY_FIELDS: &[&str] = &["key", "owner", "expires", "teams", "global", "networks"];
@@ -90,7 +88,8 @@ pub fn read(root: Option<Node>) -> (RuleFile, Vec<Fault>) {
     };
     fields.check(TOP_FIELDS, "the rules", &mut faults);
     if let Some(node) = fields.take("keys") {
-        file.keys = list(node, "keys", &mut faults)
+        file.keys = node
+            .into_list("keys", &mut faults)
             .into_iter()
             .filter_map(|item| key_entry(item, &mut faults))
             .collect();
@@ -99,22 +98,6 @@ pub fn read(root: Option<Node>) -> (RuleFile, Vec<Fault>) {
         file.teams = team_entries(node, &mut faults);
     }
     (file, faults)
-}
-
-/// `node` as a list of nodes; null is the empty list.
-fn list(node: Node, field: &str, faults: &mut Vec<Fault>) -> Vec<Node> {
-    match node {
-        Node::List(_, items) => items,
-        null if null.is_null() => Vec::new(),
-        other => {
-            let found = other.kind();
-            faults.push((
-                other.line(),
-                format!("`{field}` must be a list, found {found}"),
-            ));
-            Vec::new()
-        }
-    }
 }
 
 fn key_entry(node: Node, faults: &mut Vec<Fault>) -> Option<KeyEntry> {
@@ -153,18 +136,18 @@ fn public_key(text: &Text) -> Result<PublicKeyData, Fault> {
             }
             other => format!("`key`: {other}"),
         };
-        (text.line, message)
+        Fault::new(text.line, message)
     })
 }
 
 fn expiry(node: Node) -> Result<Expiry, Fault> {
-    let text = string(node, "expires")?;
+    let text = node.into_string("expires")?;
     match parse_rfc3339(text.value.trim()) {
         Ok(at) => Ok(Expiry {
             at,
             text: text.value.trim().to_owned(),
         }),
-        Err(e) => Err((text.line, format!("`expires`: {e}"))),
+        Err(e) => Err(Fault::new(text.line, format!("`expires`: {e}"))),
     }
 }
 
@@ -173,18 +156,18 @@ fn grant(fields: &mut Fields, faults: &mut Vec<Fault>) -> Option<EntryGrant> {
     let line = fields.line();
     let before = faults.len();
     let global = match fields.take("global") {
-        Some(node) => push_err(boolean(node, "global"), faults)?,
+        Some(node) => push_err(node.into_bool("global"), faults)?,
         None => false,
     };
     let teams = fields
         .take("teams")
-        .map(|node| strings(node, "teams", faults));
+        .map(|node| node.into_strings("teams", faults));
     let networks = fields.take("networks").map(|node| networks(node, faults));
     if faults.len() > before {
         // A faulty list is reported as such, not also as missing.
         return None;
     }
-    let fault = |message: &str| (line, message.to_owned());
+    let fault = |message: &str| Fault::new(line, message);
     let grant = match (global, teams, networks) {
         (true, Some(_), _) => Err(fault(
             "a global key acts for every team; drop `teams:` or `global: true`",
@@ -206,12 +189,12 @@ fn grant(fields: &mut Fields, faults: &mut Vec<Fault>) -> Option<EntryGrant> {
 }
 
 fn networks(node: Node, faults: &mut Vec<Fault>) -> Vec<Cidr> {
-    strings(node, "networks", faults)
+    node.into_strings("networks", faults)
         .into_iter()
         .filter_map(|text| {
             let cidr = Cidr::parse(text.value.trim());
             push_err(
-                cidr.map_err(|e| (text.line, format!("`networks`: {e}"))),
+                cidr.map_err(|e| Fault::new(text.line, format!("`networks`: {e}"))),
                 faults,
             )
         })
@@ -225,7 +208,7 @@ fn team_entries(node: Node, faults: &mut Vec<Fault>) -> Vec<TeamEntry> {
         other => {
             let found = other.kind();
             let message = format!("`teams` must map team names to `workers:`, found {found}");
-            faults.push((other.line(), message));
+            faults.push(Fault::new(other.line(), message));
             return Vec::new();
         }
     };
@@ -239,18 +222,18 @@ fn team_entry(name: Text, node: Node, faults: &mut Vec<Fault>) -> Option<TeamEnt
     let before = faults.len();
     let team = name.value.trim();
     if team.is_empty() {
-        faults.push((name.line, "empty team name".to_owned()));
+        faults.push(Fault::new(name.line, "empty team name"));
     }
     let what = format!("team {team}'s rules (`workers:`)");
     let mut fields = push_err(Fields::of(node, &what), faults)?;
     fields.check(TEAM_FIELDS, &format!("team {team}"), faults);
     let workers = match fields.take("workers") {
-        Some(node) => strings(node, "workers", faults),
+        Some(node) => node.into_strings("workers", faults),
         None => Vec::new(),
     };
     if workers.is_empty() && faults.len() == before {
         let message = format!("team {team} has no worker patterns; list some under `workers:`");
-        faults.push((fields.line(), message));
+        faults.push(Fault::new(fields.line(), message));
     }
     for pattern in &workers {
         push_err(check_pattern(pattern, team), faults);
@@ -276,7 +259,7 @@ fn check_pattern(pattern: &Text, team: &str) -> Result<(), Fault> {
         .find(|c| c.is_whitespace() || c.is_control() || NOT_WILDCARDS.contains(c));
     match bad {
         None => Ok(()),
-        Some(c) => Err((
+        Some(c) => Err(Fault::new(
             pattern.line,
             format!(
                 "worker pattern `{}` of team {team} holds {c:?}; \

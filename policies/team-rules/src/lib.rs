@@ -25,9 +25,7 @@
 
 mod decide;
 mod entry;
-mod fields;
 mod rules;
-mod tree;
 
 use keygate_policy_sdk::{Decision, InitReport, Input, Policy, Request};
 

@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use keygate_policy_sdk::net::Cidr;
-use keygate_policy_sdk::{InitReport, Input};
+use keygate_policy_sdk::{InitReport, Input, yaml};
 
 use crate::entry::{self, EntryGrant, Expiry, KeyEntry, TeamEntry};
-use crate::tree;
 
 /// The prefix of the inputs this policy reads (`--policy-input FILE`).
 const INPUT_PREFIX: &str = "policy-input:";
@@ -88,13 +87,12 @@ impl Loader {
             self.faults.push(format!("{path}: not UTF-8 text"));
             return;
         };
-        let (file, faults) = match tree::parse(text) {
+        let (file, faults) = match yaml::parse(text) {
             Ok(root) => entry::read(root),
             Err(fault) => (entry::RuleFile::default(), vec![fault]),
         };
-        for (line, message) in faults {
-            self.faults.push(format!("{path}:{line}: {message}"));
-        }
+        self.faults
+            .extend(faults.iter().map(|fault| fault.in_file(path)));
         self.keys
             .extend(file.keys.into_iter().map(|k| (path.to_owned(), k)));
         self.teams

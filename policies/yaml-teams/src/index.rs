@@ -168,10 +168,9 @@ impl Loader {
     }
 
     fn yaml(&mut self, path: &str, text: &str) {
-        let (entries, errors) = yaml::parse(text);
-        for (line, message) in errors {
-            self.errors.push(format!("{path}:{line}: {message}"));
-        }
+        let (entries, faults) = yaml::parse(text);
+        self.errors
+            .extend(faults.iter().map(|fault| fault.in_file(path)));
         if entries.is_empty() && self.errors.is_empty() {
             self.warnings.push(format!("{path}: no teams defined"));
         }
@@ -197,13 +196,14 @@ impl Loader {
                 self.warnings
                     .push(format!("{path}:{}: team {team} has no keys", entry.line));
             }
-            for (line, key) in entry.keys {
-                if key.trim().is_empty() {
+            for key in entry.keys {
+                let line = key.line;
+                if key.value.trim().is_empty() {
                     self.errors
                         .push(format!("{path}:{line}: empty key in team {team}"));
                     continue;
                 }
-                self.key_line(path, line, &key, Scope::Team(id));
+                self.key_line(path, line, &key.value, Scope::Team(id));
             }
         }
     }

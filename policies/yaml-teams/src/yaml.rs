@@ -8,16 +8,13 @@
 //!   - ssh-ed25519 AAAA... alice@laptop
 //! ```
 //!
-//! The YAML is loaded into a small tree that remembers the line of every
-//! node, so each complaint can point at the line to fix. Anchors and aliases
-//! are refused: the format has no use for them, and refusing them rules out
-//! alias-expansion attacks.
+//! The SDK's [`keygate_policy_sdk::yaml`] tree remembers the line of every
+//! node, so each complaint can point at the line to fix. It refuses anchors
+//! and aliases (the format has no use for them, and refusing them rules
+//! out alias-expansion attacks), a second document and mapping keys that
+//! are not strings.
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
-
-/// Deeper nesting than this is refused; the format needs three levels.
-const MAX_DEPTH: usize = 32;
+use keygate_policy_sdk::yaml::{self, Fault, Node, Text};
 
 /// One team entry as written in the file.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,219 +22,80 @@ pub struct TeamEntry {
     pub team: String,
     pub line: usize,
     /// Each key string with its line.
-    pub keys: Vec<(usize, String)>,
+    pub keys: Vec<Text>,
 }
 
-#[derive(Debug)]
-enum Node {
-    Scalar(usize, String),
-    Seq(usize, Vec<Node>),
-    Map(usize, Vec<(Node, Node)>),
-}
-
-impl Node {
-    fn line(&self) -> usize {
-        match self {
-            Node::Scalar(line, _) | Node::Seq(line, _) | Node::Map(line, _) => *line,
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Node::Scalar(..) => "a string",
-            Node::Seq(..) => "a list",
-            Node::Map(..) => "a mapping",
-        }
-    }
-}
-
-/// Builds the tree from parser events. Problems are recorded, not panicked
-/// on: the first one wins and later events are ignored.
-#[derive(Default)]
-struct TreeBuilder {
-    stack: Vec<Node>,
-    /// Keys waiting for their value, one slot per open mapping.
-    pending_keys: Vec<Option<Node>>,
-    root: Option<Node>,
-    documents: usize,
-    error: Option<(usize, String)>,
-}
-
-impl TreeBuilder {
-    fn fail(&mut self, line: usize, message: &str) {
-        if self.error.is_none() {
-            self.error = Some((line, message.to_owned()));
-        }
-    }
-
-    fn push_value(&mut self, node: Node) {
-        match self.stack.last_mut() {
-            Some(Node::Seq(_, items)) => items.push(node),
-            Some(Node::Map(_, entries)) => match self.pending_keys.last_mut() {
-                Some(slot @ Some(_)) => {
-                    if let Some(key) = slot.take() {
-                        entries.push((key, node));
-                    }
-                }
-                Some(slot) => *slot = Some(node),
-                None => {}
-            },
-            Some(Node::Scalar(..)) => {}
-            None => self.root = Some(node),
-        }
-    }
-
-    fn open(&mut self, node: Node) {
-        if self.stack.len() >= MAX_DEPTH {
-            self.fail(node.line(), "nesting is too deep");
-            return;
-        }
-        if matches!(node, Node::Map(..)) {
-            self.pending_keys.push(None);
-        }
-        self.stack.push(node);
-    }
-
-    fn close(&mut self) {
-        if let Some(node) = self.stack.pop() {
-            if matches!(node, Node::Map(..)) {
-                self.pending_keys.pop();
-            }
-            self.push_value(node);
-        }
-    }
-}
-
-impl MarkedEventReceiver for TreeBuilder {
-    fn on_event(&mut self, event: Event, mark: Marker) {
-        if self.error.is_some() {
-            return;
-        }
-        let line = mark.line();
-        match event {
-            Event::DocumentStart => {
-                self.documents += 1;
-                if self.documents > 1 {
-                    self.fail(
-                        line,
-                        "more than one YAML document; put all teams in one list",
-                    );
-                }
-            }
-            Event::Alias(_) => self.fail(line, "YAML aliases are not supported"),
-            Event::Scalar(value, _, anchor, _) if anchor_free(anchor) => {
-                self.push_value(Node::Scalar(line, value));
-            }
-            Event::SequenceStart(anchor, _) if anchor_free(anchor) => {
-                self.open(Node::Seq(line, Vec::new()));
-            }
-            Event::MappingStart(anchor, _) if anchor_free(anchor) => {
-                self.open(Node::Map(line, Vec::new()));
-            }
-            Event::SequenceEnd | Event::MappingEnd => self.close(),
-            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) => {
-                self.fail(line, "YAML anchors are not supported");
-            }
-            _ => {}
-        }
-    }
-}
-
-fn anchor_free(anchor: usize) -> bool {
-    anchor == 0
-}
-
-/// The well-formed team entries, and the faults (with their lines) of the
-/// rest. Entries are returned even when others are faulty, so that their
-/// keys are checked too and every fault is reported in one go.
-pub type Parsed = (Vec<TeamEntry>, Vec<(usize, String)>);
+/// The well-formed team entries, and the faults of the rest. Entries are
+/// returned even when others are faulty, so that their keys are checked
+/// too and every fault is reported in one go.
+pub type Parsed = (Vec<TeamEntry>, Vec<Fault>);
 
 /// Parse the file.
 pub fn parse(text: &str) -> Parsed {
-    let mut builder = TreeBuilder::default();
-    let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, true) {
-        return (
-            Vec::new(),
-            vec![(e.marker().line(), format!("invalid YAML; {}", e.info()))],
-        );
-    }
-    if let Some(error) = builder.error {
-        return (Vec::new(), vec![error]);
-    }
-    match builder.root {
-        None => (Vec::new(), Vec::new()),
-        Some(Node::Seq(_, items)) => entries(items),
-        Some(Node::Scalar(_, s)) if s.is_empty() => (Vec::new(), Vec::new()),
-        Some(other) => {
+    match yaml::parse(text) {
+        Err(fault) => (Vec::new(), vec![fault]),
+        Ok(None) => (Vec::new(), Vec::new()),
+        Ok(Some(Node::List(_, items))) => entries(items),
+        Ok(Some(other)) => {
             let found = other.kind();
-            (
-                Vec::new(),
-                vec![(
-                    other.line(),
-                    format!("expected a list of teams (`- team: NAME`), found {found}"),
-                )],
-            )
+            let message = format!("expected a list of teams (`- team: NAME`), found {found}");
+            (Vec::new(), vec![Fault::new(other.line(), message)])
         }
     }
 }
 
 fn entries(items: Vec<Node>) -> Parsed {
     let mut out = Vec::new();
-    let mut errors = Vec::new();
+    let mut faults = Vec::new();
     for item in items {
         match entry(item) {
             Ok(entry) => out.push(entry),
-            Err(mut e) => errors.append(&mut e),
+            Err(mut e) => faults.append(&mut e),
         }
     }
-    (out, errors)
+    (out, faults)
 }
 
-fn entry(node: Node) -> Result<TeamEntry, Vec<(usize, String)>> {
+/// One entry. A field given twice counts as written last.
+fn entry(node: Node) -> Result<TeamEntry, Vec<Fault>> {
     let Node::Map(line, fields) = node else {
-        let msg = format!(
-            "expected a team entry (`team:` and `ssh_keys:`), found {}",
-            node.kind()
-        );
-        return Err(vec![(node.line(), msg)]);
+        let found = node.kind();
+        let message = format!("expected a team entry (`team:` and `ssh_keys:`), found {found}");
+        return Err(vec![Fault::new(node.line(), message)]);
     };
     let mut team = None;
     let mut keys = None;
-    let mut errors = Vec::new();
+    let mut faults = Vec::new();
     for (key, value) in fields {
-        match (key, value) {
-            (Node::Scalar(_, k), Node::Scalar(l, v)) if k == "team" => team = Some((l, v)),
-            (Node::Scalar(_, k), v) if k == "team" => {
-                errors.push((
-                    v.line(),
-                    format!("`team` must be a string, found {}", v.kind()),
-                ));
+        match (key.value.as_str(), value) {
+            ("team", Node::Scalar(name)) => team = Some(name),
+            ("team", other) => {
+                let message = format!("`team` must be a string, found {}", other.kind());
+                faults.push(Fault::new(other.line(), message));
             }
-            (Node::Scalar(_, k), v) if k == "ssh_keys" => match key_list(v) {
+            ("ssh_keys", value) => match key_list(value) {
                 Ok(list) => keys = Some(list),
-                Err(e) => errors.push(e),
+                Err(fault) => faults.push(fault),
             },
-            (Node::Scalar(l, k), _) => errors.push((
-                l,
-                format!("unknown field `{k}` in team entry (expected `team` and `ssh_keys`)"),
+            (field, _) => faults.push(Fault::new(
+                key.line,
+                format!("unknown field `{field}` in team entry (expected `team` and `ssh_keys`)"),
             )),
-            (k, _) => errors.push((k.line(), "team entry keys must be plain strings".into())),
         }
     }
     let team = match team {
-        Some((l, name)) if name.trim().is_empty() => {
-            errors.push((l, "empty team name".into()));
+        Some(name) if name.value.trim().is_empty() => {
+            faults.push(Fault::new(name.line, "empty team name"));
             String::new()
         }
-        Some((_, name)) => name,
+        Some(name) => name.value,
         None => {
-            errors.push((line, "team entry has no `team:` name".into()));
+            faults.push(Fault::new(line, "team entry has no `team:` name"));
             String::new()
         }
     };
-    if !errors.is_empty() {
-        return Err(errors);
+    if !faults.is_empty() {
+        return Err(faults);
     }
     Ok(TeamEntry {
         team,
@@ -246,13 +104,13 @@ fn entry(node: Node) -> Result<TeamEntry, Vec<(usize, String)>> {
     })
 }
 
-fn key_list(node: Node) -> Result<Vec<(usize, String)>, (usize, String)> {
+fn key_list(node: Node) -> Result<Vec<Text>, Fault> {
     match node {
-        Node::Seq(_, items) => items
+        Node::List(_, items) => items
             .into_iter()
             .map(|item| match item {
-                Node::Scalar(line, key) => Ok((line, key)),
-                other => Err((
+                Node::Scalar(key) => Ok(key),
+                other => Err(Fault::new(
                     other.line(),
                     format!(
                         "each ssh_keys item must be a key string, found {}",
@@ -262,8 +120,8 @@ fn key_list(node: Node) -> Result<Vec<(usize, String)>, (usize, String)> {
             })
             .collect(),
         // `ssh_keys:` with nothing after it.
-        Node::Scalar(_, s) if s.is_empty() || s == "~" || s == "null" => Ok(Vec::new()),
-        other => Err((
+        null if null.is_null() => Ok(Vec::new()),
+        other => Err(Fault::new(
             other.line(),
             format!("`ssh_keys` must be a list of keys, found {}", other.kind()),
         )),

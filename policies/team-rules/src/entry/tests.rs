@@ -1,11 +1,14 @@
+use keygate_policy_sdk::yaml::parse;
+
 use super::{EntryGrant, RuleFile, read};
-use crate::fields::Fault;
-use crate::tree::parse;
 
 const KEY: &str = include_str!("../../testdata/alice.pub");
 
-fn load(yaml: &str) -> (RuleFile, Vec<Fault>) {
-    read(parse(yaml).unwrap())
+/// The file and its faults as (line, message).
+fn load(yaml: &str) -> (RuleFile, Vec<(usize, String)>) {
+    let (file, faults) = read(parse(yaml).unwrap());
+    let faults = faults.into_iter().map(|f| (f.line, f.message)).collect();
+    (file, faults)
 }
 
 /// The faults of a file with one key entry made of `fields` (YAML lines
