@@ -36,7 +36,7 @@ struct Args {
     /// Where to write the markdown table.
     #[arg(long, default_value = "bench/results.md")]
     out: PathBuf,
-    /// Run only these sections (handshakes, reload, memory, tunnel).
+    /// Run only these sections (handshakes, rollout, reload, memory, tunnel).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Criterion's output directory, for the decision figures.
@@ -101,6 +101,11 @@ fn main() -> anyhow::Result<()> {
         table.handshakes(&handshakes, &ceiling);
         eprintln!("== decision cost (Criterion results)");
         table.decisions(&args.criterion, &handshakes);
+    }
+    if run("rollout") {
+        eprintln!("== shadow policy and audit log on the handshake path");
+        let rollout = runtime.block_on(sections::rollout(&setup, &scale))?;
+        table.rollout(&rollout);
     }
     if run("reload") {
         eprintln!("== reload");

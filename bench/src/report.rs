@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::crypto::Ceiling;
-use crate::sections::{HandshakeRun, MemoryRun, ReloadRun, TunnelRun};
+use crate::sections::{HandshakeRun, MemoryRun, ReloadRun, RolloutRun, TunnelRun};
 
 /// Policy decisions in one keygate benchmark handshake: `connect` when the
 /// key is offered (reused for the verified key) and the `land` command.
@@ -204,6 +204,36 @@ impl Table {
                  the call itself ({wasm_hit:.0} ns) {DECISIONS_PER_HANDSHAKE} times per handshake."
             ));
         }
+    }
+
+    pub fn rollout(&mut self, run: &RolloutRun) {
+        let ratio = run.rollout_rate / run.plain_rate;
+        self.row(
+            &format!(
+                "handshakes/s with shadow policy + audit log, 16 clients ({} each)",
+                run.count
+            ),
+            format!("{:.0}", run.rollout_rate),
+            format!("{:.0} (keygate alone)", run.plain_rate),
+            format!("{ratio:.2}×"),
+            "",
+            None,
+        );
+        let extra = run.rollout_cpu_ms - run.plain_cpu_ms;
+        self.row(
+            "server CPU per handshake with shadow + audit, ms",
+            format!("{:.3}", run.rollout_cpu_ms),
+            format!("{:.3} (keygate alone)", run.plain_cpu_ms),
+            format!("{:+.0} µs", extra * 1000.0),
+            "",
+            None,
+        );
+        self.notes.push(format!(
+            "Shadow + audit: the shadow is the default policy again (same rules, so every decision is \
+             compared and none disagrees); every decision also writes an audit line. Medians of 3 alternating \
+             runs. The audit log held {} lines for {} decisions.",
+            run.audit_lines, run.decisions
+        ));
     }
 
     pub fn reload(&mut self, run: &ReloadRun) {

@@ -20,7 +20,7 @@ pub struct HandshakeRun {
     pub sshd_cpu_ms: f64,
 }
 
-async fn run_handshakes(
+pub(super) async fn run_handshakes(
     setup: &Setup,
     server: &Server,
     command: &str,

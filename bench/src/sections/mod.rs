@@ -3,6 +3,7 @@
 mod handshake;
 mod memory;
 mod reload;
+mod rollout;
 mod tunnel;
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use crate::procs::{self, Server};
 pub use handshake::{HandshakeRun, KEYGATE_HANDSHAKE_FACTOR, handshakes};
 pub use memory::{MemoryRun, memory};
 pub use reload::{ReloadRun, reload};
+pub use rollout::{RolloutRun, rollout};
 pub use tunnel::{TunnelRun, tunnel};
 
 /// Keys and files shared by every section.
