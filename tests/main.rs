@@ -16,6 +16,7 @@ mod support;
 
 mod cli;
 mod policy_host;
+mod python_policy;
 mod reload;
 mod rollout;
 mod serve;

@@ -9,6 +9,11 @@
 //!   directly: the same rule, the same code, no Wasm.
 //! - `native_hashmap`: the bare rule as a HashMap lookup from key data to
 //!   teams, after parsing the request's key.
+//! - `python_call`: one `authorize` call into `policies/python-allowlist`,
+//!   the same rule written in Python (componentize-py), over an allowlist of
+//!   the same 100,000 keys' fingerprints. It runs only when that component
+//!   has been built with `policies/python-allowlist/build.sh`; otherwise it
+//!   is skipped with a notice.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,7 +23,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
-use std::time::SystemTime;
+use std::path::Path;
+use std::time::{Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use keygate::domain::{KeyIdentity, Team, WorkerName};
@@ -103,7 +109,7 @@ fn benches(c: &mut Criterion) {
         authorized_keys: Some(mode),
         ..Default::default()
     };
-    let faulty = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let faulty = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/policies/wasm32-wasip2/policy/keygate_policy_faulty.wasm");
     if let Ok(bytes) = std::fs::read(&faulty) {
         let floor_compiled = runtime
@@ -116,6 +122,8 @@ fn benches(c: &mut Criterion) {
             b.iter(|| black_box(floor.authorize(black_box(&hit))))
         });
     }
+
+    python_call(c, &runtime, &limits, dir.path(), &hit_team);
 
     let small = dir.path().join("small.yml");
     std::fs::write(&small, dataset::teams_yaml(2, 2)).unwrap();
@@ -184,6 +192,73 @@ fn benches(c: &mut Criterion) {
     c.bench_function("native_hashmap/miss", |b| {
         b.iter(|| black_box(lookup(black_box(&miss_text), None)))
     });
+}
+
+/// The Python allowlist policy on the same keys, when it has been built.
+fn python_call(
+    c: &mut Criterion,
+    runtime: &PolicyRuntime,
+    limits: &PolicyLimits,
+    dir: &Path,
+    hit_team: &str,
+) {
+    let wasm =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/policies/python-allowlist.wasm");
+    let Ok(bytes) = std::fs::read(&wasm) else {
+        println!(
+            "skipping python_call: {} is not built (run policies/python-allowlist/build.sh)",
+            wasm.display()
+        );
+        return;
+    };
+    let compiled = runtime.compile(&PolicySource::File(wasm), &bytes).unwrap();
+    let path = dir.join("allowlist.json");
+    std::fs::write(&path, allowlist_json()).unwrap();
+    let files = PolicyInputs {
+        policy_inputs: vec![path],
+        ..Default::default()
+    }
+    .read()
+    .unwrap();
+    let started = Instant::now();
+    let mut python = Standalone::start(&compiled, limits, &files).unwrap();
+    println!(
+        "python_call: compiled {} bytes in {} ms; instantiate and init on {} fingerprints \
+         in {} ms",
+        bytes.len(),
+        compiled.compile_time.as_millis(),
+        TEAMS * PER_TEAM,
+        started.elapsed().as_millis()
+    );
+    let hit = request(Action::Register, Some(hit_team), &hit_key());
+    let miss = request(Action::Connect, None, &miss_key());
+    assert!(python.authorize(&hit).is_allow());
+    assert!(!python.authorize(&miss).is_allow());
+    c.bench_function("python_call/hit", |b| {
+        b.iter(|| black_box(python.authorize(black_box(&hit))))
+    });
+    c.bench_function("python_call/miss", |b| {
+        b.iter(|| black_box(python.authorize(black_box(&miss))))
+    });
+}
+
+/// The data set as the Python policy's input: team names to fingerprints.
+fn allowlist_json() -> String {
+    let teams: serde_json::Map<String, serde_json::Value> = (0..TEAMS)
+        .map(|team| {
+            let fingerprints = (0..PER_TEAM)
+                .map(|k| {
+                    let key = KeyIdentity::from_openssh(&dataset::key(team * PER_TEAM + k));
+                    serde_json::Value::from(key.unwrap().fingerprint().as_str())
+                })
+                .collect();
+            (
+                format!("team-{team}"),
+                serde_json::Value::Array(fingerprints),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(teams).to_string()
 }
 
 criterion_group!(decision, benches);
