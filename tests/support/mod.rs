@@ -21,13 +21,19 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
-/// The `keygate` binary under test.
+/// The `keygate` binary under test. Its compiled-module cache is kept under
+/// the build's target directory, not in the user's home.
 pub fn keygate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_keygate"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keygate"));
+    cmd.env(
+        "KEYGATE_POLICY_CACHE",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("policy-cache"),
+    );
+    cmd
 }
 
 /// A policy component built by the gateway's build script:
-/// `yaml_teams` or `faulty`.
+/// `yaml_teams`, `team_rules` or `faulty`.
 pub fn policy_wasm(name: &str) -> PathBuf {
     Path::new(env!("KEYGATE_POLICY_DIR")).join(format!("keygate_policy_{name}.wasm"))
 }
