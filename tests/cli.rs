@@ -160,7 +160,7 @@ fn policy_test_runs_the_shipped_cases() {
     );
     assert_eq!(
         stdout.lines().last(),
-        Some("10 passed, 0 failed"),
+        Some("11 passed, 0 failed"),
         "{stdout}"
     );
 }

@@ -73,7 +73,7 @@ fn python_policy_passes_its_shipped_cases() {
     );
     assert_eq!(
         stdout.lines().last(),
-        Some("9 passed, 0 failed"),
+        Some("10 passed, 0 failed"),
         "{}",
         text(&out)
     );

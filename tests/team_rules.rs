@@ -43,7 +43,7 @@ fn team_rules_pass_their_shipped_cases() {
     );
     assert_eq!(
         stdout.lines().last(),
-        Some("23 passed, 0 failed"),
+        Some("24 passed, 0 failed"),
         "{stdout}"
     );
 }

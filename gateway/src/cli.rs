@@ -214,7 +214,8 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
 
-    /// The action: connect, register, land, retire or delete.
+    /// The action: connect, register, land, retire or delete; or
+    /// other:NAME, an action from a later contract.
     #[arg(long)]
     pub action: Action,
 

@@ -5,7 +5,8 @@
 //!
 //! ```yaml
 //! - name: team a's key registers for team a
-//!   action: register          # connect, register, land, retire, delete
+//!   action: register          # connect, register, land, retire, delete,
+//!                             # or other:NAME (an action from a later contract)
 //!   team: a                   # omit for the global scope
 //!   key: keys/a.pub           # a .pub file (relative to the cases file) or a key line
 //!   user: worker              # default: worker

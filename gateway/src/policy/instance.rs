@@ -236,12 +236,13 @@ impl PolicyInstance {
 }
 
 fn to_wit(request: &DecisionRequest, now: u64) -> wit::Request {
-    let action = match request.action {
+    let action = match &request.action {
         super::Action::Connect => wit::Action::Connect,
         super::Action::Register => wit::Action::Register,
         super::Action::Land => wit::Action::Land,
         super::Action::Retire => wit::Action::Retire,
         super::Action::Delete => wit::Action::Delete,
+        super::Action::Other(name) => wit::Action::Other(name.to_string()),
     };
     wit::Request {
         action,

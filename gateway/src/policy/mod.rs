@@ -46,17 +46,23 @@ pub enum Action {
     Retire,
     /// `delete-worker`.
     Delete,
+    /// An action a later keygate may add, sent as the contract's
+    /// `other(NAME)`. The gateway never asks this; `policy eval` and
+    /// `policy test` accept `other:NAME` so that authors can check that
+    /// their policy denies what it does not know.
+    Other(std::sync::Arc<str>),
 }
 
 impl Action {
     /// The action's name in flags, logs, metrics and test cases.
-    pub fn as_str(&self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Action::Connect => "connect",
             Action::Register => "register",
             Action::Land => "land",
             Action::Retire => "retire",
             Action::Delete => "delete",
+            Action::Other(name) => name,
         }
     }
 
@@ -72,7 +78,10 @@ impl Action {
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            Action::Other(name) => write!(f, "other:{name}"),
+            known => f.write_str(known.as_str()),
+        }
     }
 }
 
@@ -80,11 +89,17 @@ impl std::str::FromStr for Action {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Action, String> {
+        if let Some(name) = s.strip_prefix("other:").filter(|n| !n.is_empty()) {
+            return Ok(Action::Other(name.into()));
+        }
         Action::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown action `{s}` (connect, register, land, retire, delete)")
+                format!(
+                    "unknown action `{s}` (connect, register, land, retire, delete, or \
+                     other:NAME for an action from a later contract)"
+                )
             })
     }
 }
