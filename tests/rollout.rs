@@ -212,6 +212,16 @@ fn the_audit_log_records_every_decision_and_follows_rotation() {
     assert!(found(&audit, &|l| {
         l["action"] == "connect" && l["key"] == fb.as_str() && l["decision"] == "deny"
     }));
+    // A connect decision is made when a key is offered, before it is
+    // proven; the proof is its own line. b never proves anything.
+    assert!(found(&audit, &|l| {
+        l["event"] == "authenticated" && l["key"] == fa.as_str() && l["conn"].is_u64()
+    }));
+    assert!(
+        !audit_lines(&audit)
+            .iter()
+            .any(|l| l["event"] == "authenticated" && l["key"] == fb.as_str())
+    );
     // Keys appear only as fingerprints.
     let text = std::fs::read_to_string(&audit).unwrap();
     let blob = a.line.split_whitespace().nth(1).unwrap();

@@ -8,19 +8,29 @@
 //! log itself once the writer catches up, so a gap is never silent.
 //!
 //! The file is opened for appending and reopened on SIGHUP and whenever the
-//! path no longer names the open file (checked every second), so both
-//! rename-and-signal and rename-only log rotation work; copy-and-truncate
-//! rotation works because every write appends.
+//! path no longer names the open file (checked at most once a second, busy
+//! or idle), so both rename-and-signal and rename-only log rotation work;
+//! copy-and-truncate rotation works because every write appends.
+//!
+//! A line counts as written once the flush after it succeeds. When a write
+//! or flush fails, every line since the last good flush counts as dropped,
+//! though some of them may have reached the file, and a line cut short by
+//! the failure is left in it. On shutdown the queue is written out and
+//! flushed before keygate exits.
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use serde_json::Value;
+
+use crate::domain::Fingerprint;
 
 /// Lines that may wait for the writer before new ones are dropped.
 pub const QUEUE_LINES: usize = 16_384;
@@ -50,13 +60,15 @@ impl AuditTarget {
 
 enum Message {
     Line(String),
-    Reopen,
+    /// Write what is queued, flush, and stop; then signal.
+    Close(Sender<()>),
 }
 
 /// The sending side, shared by every connection.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     tx: Sender<Message>,
+    reopen: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
 }
@@ -73,16 +85,20 @@ impl AuditLog {
         let (tx, rx) = crossbeam_channel::bounded(queue);
         let log = AuditLog {
             tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-            written: Arc::new(AtomicU64::new(0)),
+            reopen: Arc::default(),
+            dropped: Arc::default(),
+            written: Arc::default(),
         };
         let writer = Writer {
             target,
             sink: Some(sink),
             rx,
+            reopen: log.reopen.clone(),
             dropped: log.dropped.clone(),
             written: log.written.clone(),
+            pending: 0,
             reported_drops: 0,
+            last_check: Instant::now(),
         };
         std::thread::Builder::new()
             .name("keygate-audit".into())
@@ -92,7 +108,7 @@ impl AuditLog {
     }
 
     /// Queue one record, serialised as a JSON line. Never blocks.
-    pub fn record(&self, record: &serde_json::Value) {
+    pub fn record(&self, record: &Value) {
         let line = record.to_string();
         match self.tx.try_send(Message::Line(line)) {
             Ok(()) => {}
@@ -107,17 +123,30 @@ impl AuditLog {
         }
     }
 
-    /// Ask the writer to reopen the file (after SIGHUP).
+    /// Ask the writer to reopen the file (after SIGHUP). Takes effect within
+    /// [`ROTATION_CHECK`], however full the queue is.
     pub fn reopen(&self) {
-        let _ = self.tx.try_send(Message::Reopen);
+        self.reopen.store(true, Ordering::Relaxed);
     }
 
-    /// Lines dropped because the queue was full, since start.
+    /// Write out what is queued and stop the writer, waiting at most
+    /// `limit`. Lines recorded afterwards are dropped and counted.
+    pub fn close(&self, limit: Duration) {
+        let (done, finished) = crossbeam_channel::bounded(1);
+        if self.tx.send_timeout(Message::Close(done), limit).is_ok()
+            && finished.recv_timeout(limit).is_err()
+        {
+            tracing::warn!("the audit log writer did not finish in time; lines may be lost");
+        }
+    }
+
+    /// Lines dropped (queue full, or the file could not be written), since
+    /// start.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Lines written, since start.
+    /// Lines written and flushed, since start.
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
@@ -159,20 +188,36 @@ struct Writer {
     target: AuditTarget,
     sink: Option<Sink>,
     rx: Receiver<Message>,
+    reopen: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    /// Decision lines in the buffer, not yet known to have reached the file.
+    pending: u64,
     reported_drops: u64,
+    last_check: Instant,
 }
 
 impl Writer {
     /// Write lines as they come, flushing whenever the queue runs dry, until
-    /// every sender is gone.
+    /// told to close or every sender is gone.
     fn run(mut self) {
         loop {
-            match self.rx.recv_timeout(ROTATION_CHECK) {
-                Ok(Message::Line(line)) => self.write(&line),
-                Ok(Message::Reopen) => self.reopen("reopened on SIGHUP"),
-                Err(RecvTimeoutError::Timeout) => self.check_rotation(),
+            let message = self.rx.recv_timeout(ROTATION_CHECK);
+            self.maybe_reopen();
+            match message {
+                Ok(Message::Line(line)) => {
+                    self.write(&line, true);
+                }
+                Ok(Message::Close(done)) => {
+                    while let Ok(Message::Line(line)) = self.rx.try_recv() {
+                        self.write(&line, true);
+                    }
+                    self.report_drops();
+                    self.flush();
+                    let _ = done.send(());
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if self.rx.is_empty() {
@@ -183,64 +228,93 @@ impl Writer {
         self.flush();
     }
 
-    fn write(&mut self, line: &str) {
-        let Some(sink) = &mut self.sink else {
-            self.reopen("reopened after a failure");
-            return self.dropped_line();
-        };
-        let ok = sink.out.write_all(line.as_bytes()).is_ok() && sink.out.write_all(b"\n").is_ok();
-        if ok {
-            self.written.fetch_add(1, Ordering::Relaxed);
-        } else {
-            tracing::error!(target = ?self.target, "failed to write the audit log; reopening it");
-            self.sink = None;
-            self.dropped_line();
+    /// Reopen on request (SIGHUP), and at most once a [`ROTATION_CHECK`]
+    /// when the path names another file or none, or the file is not open.
+    fn maybe_reopen(&mut self) {
+        if self.reopen.swap(false, Ordering::Relaxed) {
+            self.last_check = Instant::now();
+            return self.reopen_now("reopened on SIGHUP");
         }
-    }
-
-    fn dropped_line(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// After a gap, say so in the audit log itself.
-    fn report_drops(&mut self) {
-        let dropped = self.dropped.load(Ordering::Relaxed);
-        if dropped > self.reported_drops {
-            let count = dropped - self.reported_drops;
-            self.reported_drops = dropped;
-            let line = serde_json::json!({
-                "time": rfc3339(SystemTime::now()),
-                "event": "dropped",
-                "count": count,
-            });
-            self.write(&line.to_string());
-            tracing::warn!(
-                count,
-                "audit lines were dropped while the writer was behind"
-            );
+        if self.last_check.elapsed() < ROTATION_CHECK {
+            return;
         }
-    }
-
-    fn flush(&mut self) {
-        if let Some(sink) = &mut self.sink
-            && sink.out.flush().is_err()
-        {
-            tracing::error!(target = ?self.target, "failed to flush the audit log; reopening it");
-            self.sink = None;
-        }
-    }
-
-    fn check_rotation(&mut self) {
+        self.last_check = Instant::now();
         let AuditTarget::File(path) = &self.target else {
             return;
         };
         let current = self.sink.as_ref().and_then(|s| s.identity);
         if current.is_none() || current != identity_of(path) {
-            self.reopen("reopened after rotation");
+            self.reopen_now("reopened after rotation");
         }
     }
 
-    fn reopen(&mut self, why: &str) {
+    /// Write one line; `record` lines are counted once flushed. Returns
+    /// whether the line reached the buffer.
+    fn write(&mut self, line: &str, record: bool) -> bool {
+        if self.sink.is_none() {
+            self.reopen_now("reopened after a failure");
+        }
+        let Some(sink) = &mut self.sink else {
+            if record {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return false;
+        };
+        if sink.out.write_all(line.as_bytes()).is_ok() && sink.out.write_all(b"\n").is_ok() {
+            self.pending += u64::from(record);
+            return true;
+        }
+        if record {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.failed("write");
+        false
+    }
+
+    /// The file broke: lines not known to have reached it count as dropped,
+    /// and it is reopened on the next line or check.
+    fn failed(&mut self, what: &str) {
+        tracing::error!(target = ?self.target, "failed to {what} the audit log; reopening it");
+        self.dropped.fetch_add(self.pending, Ordering::Relaxed);
+        self.pending = 0;
+        self.sink = None;
+    }
+
+    /// After a gap, say so in the audit log itself, once the log works.
+    fn report_drops(&mut self) {
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped <= self.reported_drops || self.sink.is_none() {
+            return;
+        }
+        let count = dropped - self.reported_drops;
+        let line = serde_json::json!({
+            "time": rfc3339(SystemTime::now()),
+            "event": "dropped",
+            "count": count,
+        });
+        if self.write(&line.to_string(), false) && self.flush() {
+            self.reported_drops = dropped;
+            tracing::warn!(
+                count,
+                "audit lines were dropped; the gap is marked in the audit log"
+            );
+        }
+    }
+
+    fn flush(&mut self) -> bool {
+        let Some(sink) = &mut self.sink else {
+            return false;
+        };
+        if sink.out.flush().is_err() {
+            self.failed("flush");
+            return false;
+        }
+        self.written.fetch_add(self.pending, Ordering::Relaxed);
+        self.pending = 0;
+        true
+    }
+
+    fn reopen_now(&mut self, why: &str) {
         if self.target == AuditTarget::Stdout {
             return;
         }
@@ -257,6 +331,20 @@ impl Writer {
             }
         }
     }
+}
+
+/// The audit line for a connection whose key proved itself. A `connect`
+/// decision is asked when a key is offered, before the client has shown it
+/// holds the private key; this line is the proof that it did.
+pub fn authenticated(conn: u64, client: IpAddr, user: &str, key: &Fingerprint) -> Value {
+    serde_json::json!({
+        "time": rfc3339(SystemTime::now()),
+        "event": "authenticated",
+        "conn": conn,
+        "client": client.to_string(),
+        "user": user,
+        "key": key.to_string(),
+    })
 }
 
 fn identity_of(path: &Path) -> Option<(u64, u64)> {
@@ -340,11 +428,12 @@ mod tests {
         let dropped = log.dropped();
         assert!(dropped >= 50, "only {dropped} dropped");
         go.send(()).unwrap();
-        // The writer drains the queue, reports the gap, and closes the pipe
-        // once the last sender is gone.
+        // Closing writes out the queue, reports the gap, and closes the
+        // pipe.
+        log.close(Duration::from_secs(10));
         drop(log);
         let text = reader.join().unwrap();
-        let lines: Vec<serde_json::Value> = text
+        let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();

@@ -148,8 +148,9 @@ pub struct PolicyArgs {
     #[arg(long, env = "KEYGATE_POLICY_CACHE", value_name = "DIR")]
     pub policy_cache: Option<PathBuf>,
 
-    /// Compile every module on load; use no cache.
-    #[arg(long, env = "KEYGATE_NO_POLICY_CACHE", conflicts_with = "policy_cache")]
+    /// Compile every module on load; use no cache (overrides
+    /// `--policy-cache`).
+    #[arg(long, env = "KEYGATE_NO_POLICY_CACHE")]
     pub no_policy_cache: bool,
 }
 

@@ -134,11 +134,13 @@ impl Reloader {
     pub async fn reload(&self, trigger: &str) -> Result<(), String> {
         let _one_at_a_time = self.running.lock().await;
         let result = self.reload_active(trigger).await;
-        if let Some((source, inputs)) = &self.shadow {
-            self.reload_shadow(source, inputs, trigger).await;
-        }
+        // Revoke before the shadow loads: a large shadow can take seconds to
+        // compile, and a removed key must not stay connected meanwhile.
         if result.is_ok() && self.revoke {
             self.revoke_denied().await;
+        }
+        if let Some((source, inputs)) = &self.shadow {
+            self.reload_shadow(source, inputs, trigger).await;
         }
         result
     }

@@ -6,8 +6,8 @@
 //! its own, so it adds nothing to a worker's wait. Its answer is never
 //! enforced. When it disagrees (one allows where the other refuses) the
 //! whole request is logged and `keygate_shadow_disagreements_total{action}`
-//! counts it; a shadow fault counts as a refusal, and is counted by kind
-//! as well. An operator watches these to learn what a new policy would
+//! counts it; a shadow fault counts as a refusal, is logged, and is counted
+//! as `result="fault"` in `keygate_shadow_decisions_total`. An operator watches these to learn what a new policy would
 //! change before making it the active one.
 //!
 //! Only the verdict is compared: two denials with different reasons agree.
@@ -90,7 +90,7 @@ fn compare(decided: &Decided, answer: &ShadowAnswer, metrics: &Metrics) {
     tracing::info!(
         conn.id = decided.conn,
         client.ip = %request.client,
-        user = %request.user,
+        user = request.user.as_str(),
         action = %action,
         team = team_str(request.team.as_ref()),
         worker = request.worker.as_ref().map_or("", |w| w.as_str()),

@@ -118,8 +118,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let config = Arc::new(ssh::config(keys, &limits));
     tokio::select! {
-        () = ssh::serve(gateway, ssh_listener, config, limits) => {}
+        () = ssh::serve(gateway.clone(), ssh_listener, config, limits) => {}
         () = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    if let Some(audit) = gateway.audit() {
+        let audit = audit.clone();
+        tokio::task::spawn_blocking(move || audit.close(Duration::from_secs(2))).await?;
     }
     Ok(())
 }

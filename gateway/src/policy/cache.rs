@@ -17,8 +17,11 @@
 //!
 //! Loading compiled code runs it without the checks compilation makes, so
 //! the cache directory must be as trusted as the keygate binary itself:
-//! keygate creates it with mode 0700 and refuses to use a directory that
-//! another user owns or that others may write to.
+//! keygate creates it with mode 0700 and, before every read and write,
+//! refuses it unless it and each directory above it are owned by keygate's
+//! user or root and writable by no one else (a sticky directory such as
+//! `/tmp` may be writable by all). Entries that are not regular files
+//! (symbolic links, say) are refused too.
 //!
 //! The cache keeps the [`KEEP`] most recently used entries and deletes the
 //! rest after each write; there is no size bound beyond that.
@@ -41,6 +44,9 @@ use super::runtime::Digest;
 /// Entries kept after a write; older ones are deleted.
 pub const KEEP: usize = 16;
 
+/// Temporary files older than this are left from an interrupted write.
+const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// First bytes of every entry, naming the format.
 const MAGIC: &[u8; 16] = b"keygate-cwasm-1\n";
 /// Header: magic, then the SHA-256 of the artefact that follows.
@@ -61,6 +67,8 @@ pub enum Lookup {
 #[derive(Debug, Clone)]
 pub struct ModuleCache {
     dir: PathBuf,
+    /// The user keygate runs as, found by creating a file.
+    uid: u32,
     engine_hash: String,
 }
 
@@ -73,12 +81,17 @@ impl ModuleCache {
             .mode(0o700)
             .create(dir)
             .map_err(fail)?;
-        check_trusted(dir).map_err(|e| format!("policy cache {}: {e}", dir.display()))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| format!("policy cache {}: {e}", dir.display()))?;
+        let uid = own_uid(&dir).map_err(|e| format!("policy cache {}: {e}", dir.display()))?;
+        check_trusted(&dir, uid).map_err(|e| format!("policy cache {e}"))?;
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
         Ok(ModuleCache {
-            dir: dir.to_owned(),
+            dir,
+            uid,
             engine_hash: format!("{:016x}", hasher.finish()),
         })
     }
@@ -95,7 +108,17 @@ impl ModuleCache {
 
     /// The compiled form of the module with digest `module`, if cached.
     pub fn get(&self, engine: &Engine, module: &Digest) -> Lookup {
+        if let Err(e) = check_trusted(&self.dir, self.uid) {
+            return Lookup::Invalid(format!("not using the policy cache {e}"));
+        }
         let path = self.entry(module);
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Miss,
+            Ok(meta) if !meta.file_type().is_file() => {
+                return self.invalid(&path, "not a regular file".into());
+            }
+            _ => {}
+        }
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Miss,
@@ -128,6 +151,8 @@ impl ModuleCache {
     /// Store the compiled form of the module with digest `module`, then
     /// delete the least recently used entries beyond [`KEEP`].
     pub fn put(&self, module: &Digest, component: &Component) -> Result<(), String> {
+        check_trusted(&self.dir, self.uid)
+            .map_err(|e| format!("not using the policy cache {e}"))?;
         let artefact = component
             .serialize()
             .map_err(|e| format!("failed to serialise; {}", super::runtime::chain(&e)))?;
@@ -142,11 +167,21 @@ impl ModuleCache {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
-        let mut found: Vec<(SystemTime, PathBuf)> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".cwasm"))
-            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-            .collect();
+        let mut found: Vec<(SystemTime, PathBuf)> = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(modified) = entry.metadata().and_then(|m| m.modified()).ok() else {
+                continue;
+            };
+            if name.ends_with(".cwasm") {
+                found.push((modified, entry.path()));
+            } else if name.starts_with(".tmp-")
+                && modified.elapsed().is_ok_and(|age| age > STALE_TEMPORARY)
+            {
+                // Left by a keygate that died while writing an entry.
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         found.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
         for (_, path) in found.into_iter().skip(KEEP) {
             let _ = fs::remove_file(path);
@@ -197,27 +232,55 @@ fn touch(path: &Path) {
     }
 }
 
-/// Refuse a directory that someone other than this user could have written
-/// entries into.
-fn check_trusted(dir: &Path) -> Result<(), String> {
-    let meta = fs::metadata(dir).map_err(|e| e.to_string())?;
+/// The user id this process creates files as: that of a file made in `dir`.
+fn own_uid(dir: &Path) -> Result<u32, String> {
+    let probe = dir.join(format!(".tmp-uid-{}", std::process::id()));
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)
+        .map_err(|e| format!("cannot create a file in it; {e}"))?;
+    let uid = file.metadata().map(|m| m.uid());
+    let _ = fs::remove_file(&probe);
+    uid.map_err(|e| e.to_string())
+}
+
+/// Refuse `dir` if anyone but `uid` (or root) could have written entries
+/// into it, or replaced it or a directory above it.
+fn check_trusted(dir: &Path, uid: u32) -> Result<(), String> {
+    let meta = fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     if !meta.is_dir() {
-        return Err("not a directory".into());
-    }
-    let me = fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    if me.is_some_and(|uid| uid != meta.uid()) {
-        return Err(format!(
-            "owned by uid {}, not by the user keygate runs as; compiled code from it would \
-             run unchecked",
-            meta.uid()
-        ));
+        return Err(format!("{}: not a directory", dir.display()));
     }
     if meta.permissions().mode() & 0o022 != 0 {
         return Err(format!(
-            "writable by group or others (mode {:o}); compiled code from it would run \
+            "{}: writable by group or others (mode {:o}); compiled code from it would run \
              unchecked, so make it 0700",
+            dir.display(),
             meta.permissions().mode() & 0o777
         ));
+    }
+    for path in dir.ancestors() {
+        let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let owner = meta.uid();
+        if owner != uid && owner != 0 {
+            return Err(format!(
+                "{}: owned by uid {owner}, neither keygate's user ({uid}) nor root; compiled \
+                 code from it would run unchecked",
+                path.display()
+            ));
+        }
+        let mode = meta.permissions().mode();
+        let sticky = mode & 0o1000 != 0;
+        if mode & 0o022 != 0 && !(sticky && path != dir) {
+            return Err(format!(
+                "{}: writable by group or others (mode {:o}); compiled code from it would run \
+                 unchecked",
+                path.display(),
+                mode & 0o7777
+            ));
+        }
     }
     Ok(())
 }
@@ -248,9 +311,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("keygate-cache-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
-        assert!(check_trusted(&dir).is_ok());
+        let uid = own_uid(&dir).unwrap();
+        assert!(check_trusted(&dir, uid).is_ok());
+        // Owned by another user: as root, give it away; otherwise, claim
+        // to be someone else.
+        let err = if uid == 0 {
+            std::os::unix::fs::chown(&dir, Some(4242), None).unwrap();
+            check_trusted(&dir, 0).unwrap_err()
+        } else {
+            check_trusted(&dir, uid + 1).unwrap_err()
+        };
+        assert!(err.contains("owned by uid"), "{err}");
+        if uid == 0 {
+            std::os::unix::fs::chown(&dir, Some(0), None).unwrap();
+        }
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        let err = check_trusted(&dir).unwrap_err();
+        let err = check_trusted(&dir, uid).unwrap_err();
         assert!(err.contains("writable by group or others"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }

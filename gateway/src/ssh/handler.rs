@@ -148,6 +148,15 @@ impl ConnectionHandler {
         match identity {
             Some(identity) => {
                 tracing::info!(user, key.fingerprint = %identity.fingerprint(), "authenticated");
+                if let Some(audit) = self.conn.gateway.audit() {
+                    let line = crate::audit::authenticated(
+                        self.conn.id,
+                        self.conn.client,
+                        user,
+                        identity.fingerprint(),
+                    );
+                    audit.record(&line);
+                }
                 self.auth = Some(Arc::new(Auth {
                     user: user.to_owned(),
                     key: identity,
