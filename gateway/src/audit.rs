@@ -396,6 +396,36 @@ mod tests {
         assert_eq!(at(4_102_444_799, 999), "2099-12-31T23:59:59.999Z");
     }
 
+    /// Rotation by rename is noticed while lines keep coming, not only
+    /// after an idle second.
+    #[test]
+    fn a_busy_writer_follows_a_renamed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::start(AuditTarget::File(path.clone())).unwrap();
+        let rotated = dir.path().join("audit.log.1");
+        let started = Instant::now();
+        let mut renamed = false;
+        let mut n = 0u64;
+        // A line every 10 ms: the writer is never idle for a second.
+        while started.elapsed() < Duration::from_secs(3) {
+            log.record(&serde_json::json!({ "n": n }));
+            n += 1;
+            if !renamed && started.elapsed() > Duration::from_millis(500) {
+                std::fs::rename(&path, &rotated).unwrap();
+                renamed = true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        log.close(Duration::from_secs(5));
+        let count = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count() as u64;
+        let (old, new) = (count(&rotated), count(&path));
+        assert!(new > 0, "nothing reached the new file");
+        assert_eq!(old + new, n);
+        assert_eq!(log.written(), n);
+        assert_eq!(log.dropped(), 0);
+    }
+
     /// A reader that stalls fills the pipe, then the queue; what cannot wait
     /// is dropped, counted, and reported in the log once the reader resumes.
     #[test]

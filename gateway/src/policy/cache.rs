@@ -96,11 +96,6 @@ impl ModuleCache {
         })
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn entry(&self, module: &Digest) -> PathBuf {
         self.dir
             .join(format!("{module}-{}.cwasm", self.engine_hash))
